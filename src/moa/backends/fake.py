@@ -1,0 +1,154 @@
+"""A scripted backend for dry runs and tests: yours and ours.
+
+    fake = FakeBackend()
+    fake.enqueue("a", "first answer", "second answer")   # answers in order, then the default
+    fake.respond("b", lambda req: req.messages[-1].content.upper())
+    fake.fail("c", BackendTimeout("slow"), times=2)        # the first two calls fail
+    fake.latency("a", 0.5)
+    moa = MoA.from_recipe(recipe, backends={"fake": fake})
+
+Unscripted models answer deterministically, so any recipe can be dry-run with `fake:NAME`.
+Every request is kept in `fake.calls` as (model, request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from moa.backends.base import collect
+from moa.types import Completion, Delta, Request, Usage
+
+Responder = Callable[[Request], str | Awaitable[str]]
+Scripted = str | BaseException | Responder
+
+
+def default_answer(request: Request) -> str:
+    last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    refs = 0
+    if request.messages and request.messages[0].role == "system":
+        refs = len(re.findall(r"^\d+\. ", request.messages[0].content, flags=re.MULTILINE))
+    head = " ".join(last.split())[:120]
+    if refs:
+        return f"[{request.model}] synthesis of {refs} responses to: {head}"
+    return f"[{request.model}] answer to: {head}"
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass
+class _Script:
+    queue: deque[Scripted]
+    fallback: Scripted | None = None
+    latency: float = 0.0
+    token_delay: float = 0.0
+
+
+class FakeBackend:
+    """A backend whose answers, latencies and failures are scripted per model."""
+
+    def __init__(
+        self,
+        *,
+        default: Responder = default_answer,
+        latency: float = 0.0,
+        token_delay: float = 0.0,
+        window: int | None = None,
+    ) -> None:
+        self._default = default
+        self._latency = latency
+        self._token_delay = token_delay
+        self._window = window
+        self._scripts: dict[str, _Script] = defaultdict(lambda: _Script(deque()))
+        self.calls: list[tuple[str, Request]] = []
+        self.cancelled: list[str] = []
+        self.closed = False
+
+    # scripting -----------------------------------------------------------------------------
+    def enqueue(self, model: str, *answers: Scripted) -> FakeBackend:
+        """Queue answers (texts, exceptions to raise, or functions) used once each, in order."""
+        self._scripts[model].queue.extend(answers)
+        return self
+
+    def respond(self, model: str, responder: Scripted) -> FakeBackend:
+        """What `model` answers whenever its queue is empty."""
+        self._scripts[model].fallback = responder
+        return self
+
+    def fail(self, model: str, error: BaseException, *, times: int | None = None) -> FakeBackend:
+        """Make `model` raise `error`: `times` times, then answer; always when times is None."""
+        if times is None:
+            return self.respond(model, error)
+        return self.enqueue(model, *([error] * times))
+
+    def latency(self, model: str, seconds: float, *, per_token: float = 0.0) -> FakeBackend:
+        script = self._scripts[model]
+        script.latency = seconds
+        script.token_delay = per_token
+        return self
+
+    def requests(self, model: str | None = None) -> list[Request]:
+        return [r for m, r in self.calls if model is None or m == model]
+
+    # the Backend protocol -------------------------------------------------------------------
+    async def _answer(self, request: Request) -> tuple[str, _Script]:
+        self.calls.append((request.model, request))
+        script = self._scripts[request.model]
+        delay = script.latency or self._latency
+        item: Scripted = (
+            script.queue.popleft()
+            if script.queue
+            else (script.fallback if script.fallback is not None else self._default)
+        )
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            self.cancelled.append(request.model)
+            raise
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, str):
+            return item, script
+        result = item(request)
+        text = await result if inspect.isawaitable(result) else result
+        if isinstance(text, BaseException):
+            raise text
+        return str(text), script
+
+    async def complete(self, request: Request) -> Completion:
+        return await collect(self.stream(request))
+
+    async def stream(self, request: Request) -> AsyncIterator[Delta]:
+        text, script = await self._answer(request)
+        if request.settings.max_tokens is not None:
+            words = text.split(" ")
+            if len(words) > request.settings.max_tokens:
+                text = " ".join(words[: request.settings.max_tokens])
+        pieces = re.findall(r"\S+\s*|\s+", text) or [""]
+        per_token = script.token_delay or self._token_delay
+        for piece in pieces:
+            if per_token:
+                try:
+                    await asyncio.sleep(per_token)
+                except asyncio.CancelledError:
+                    self.cancelled.append(request.model)
+                    raise
+            yield Delta(text=piece)
+        prompt_tokens = sum(count_words(m.content) for m in request.messages)
+        yield Delta(usage=Usage(prompt_tokens, count_words(text)), finish_reason="stop")
+
+    def context_window(self, model: str) -> int | None:
+        return self._window
+
+    def count_tokens(self, model: str, text: str) -> int | None:
+        return count_words(text)
+
+    async def aclose(self) -> None:
+        self.closed = True

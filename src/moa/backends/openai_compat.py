@@ -1,0 +1,189 @@
+"""Any OpenAI-compatible endpoint, through the official `openai` SDK."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import openai
+
+from moa.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendTimeout,
+    BadResponse,
+    ContextLengthError,
+    RateLimited,
+)
+from moa.types import Completion, Delta, Request, Usage
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_CONTEXT_HINTS = re.compile(
+    r"context[_ ]length|context window|maximum context|too many tokens|"
+    r"exceeds? the (?:max|context)|prompt is too long|n_ctx",
+    re.IGNORECASE,
+)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if headers is None:
+        return None
+    for name in ("retry-after-ms", "retry-after"):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        return value / 1000 if name.endswith("-ms") else value
+    return None
+
+
+def _body_text(body: object) -> str | None:
+    if body is None:
+        return None
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text[:2000]
+
+
+def map_error(exc: Exception, model: str) -> BackendError:
+    """Translate the SDK's exceptions into ours, in this one place."""
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendTimeout("timed out waiting for the endpoint", model=model)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return BackendConnectionError(f"connection failed: {cause}", model=model)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        body = _body_text(exc.body)
+        message = getattr(exc, "message", str(exc))
+        if status == 429:
+            return RateLimited(
+                f"rate limited (429): {message}",
+                model=model,
+                body=body,
+                retry_after=_retry_after(exc.response.headers),
+            )
+        if status in (400, 413, 422) and _CONTEXT_HINTS.search(f"{message} {body or ''}"):
+            return ContextLengthError(
+                f"prompt too long ({status}): {message}", model=model, status=status, body=body
+            )
+        error = BackendError(f"HTTP {status}: {message}", model=model, status=status, body=body)
+        error.retryable = status in RETRY_STATUSES
+        return error
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        return BadResponse(f"malformed response: {exc}", model=model)
+    if isinstance(exc, openai.APIError):
+        return BackendConnectionError(f"{type(exc).__name__}: {exc}", model=model)
+    return BadResponse(f"{type(exc).__name__}: {exc}", model=model)
+
+
+class OpenAICompatBackend:
+    """Chat completions against one base URL with one key, shared by every agent that uses it.
+
+    Retries are the engine's (so the trace sees every attempt); `max_retries` turns on the
+    SDK's own as well. `context_windows` maps model names to their context size, when known.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        name: str = "openai",
+        max_retries: int = 0,
+        timeout: float = 600.0,
+        context_windows: Mapping[str, int] | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: Any = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self._windows = dict(context_windows or {})
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            max_retries=max_retries,
+            timeout=timeout,
+            default_headers=dict(default_headers or {}),
+            http_client=http_client,
+        )
+        self._stream_usage = True
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAICompatBackend(name={self.name!r}, base_url={self.base_url!r})"
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        s = request.settings
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": [m.to_dict() for m in request.messages],
+        }
+        for key in ("temperature", "max_tokens", "top_p", "seed"):
+            value = getattr(s, key)
+            if value is not None:
+                params[key] = value
+        if s.stop:
+            params["stop"] = list(s.stop)
+        if request.timeout is not None:
+            params["timeout"] = request.timeout
+        return params
+
+    async def complete(self, request: Request) -> Completion:
+        try:
+            response = await self._client.chat.completions.create(**self._params(request))
+        except Exception as exc:  # mapped in one place
+            raise map_error(exc, request.model) from exc
+        if not getattr(response, "choices", None):
+            raise BadResponse("the response has no choices", model=request.model)
+        choice = response.choices[0]
+        text = choice.message.content if choice.message else None
+        if text is None:
+            raise BadResponse("the response has no message content", model=request.model)
+        usage = Usage()
+        if response.usage is not None:
+            usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
+        return Completion(text=text, usage=usage, finish_reason=choice.finish_reason)
+
+    async def stream(self, request: Request) -> AsyncIterator[Delta]:
+        params = self._params(request)
+        params["stream"] = True
+        if self._stream_usage:
+            params["stream_options"] = {"include_usage": True}
+        usage: Usage | None = None
+        finish: str | None = None
+        try:
+            stream = await self._client.chat.completions.create(**params)
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = Usage(
+                            chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0
+                        )
+                    for choice in chunk.choices or ():
+                        if choice.index != 0:
+                            continue
+                        if choice.delta is not None and choice.delta.content:
+                            yield Delta(text=choice.delta.content)
+                        finish = choice.finish_reason or finish
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, request.model) from exc
+        if finish is None:
+            raise BadResponse("the stream ended before the answer finished", model=request.model)
+        yield Delta(usage=usage or Usage(), finish_reason=finish)
+
+    def context_window(self, model: str) -> int | None:
+        return self._windows.get(model)
+
+    def count_tokens(self, model: str, text: str) -> int | None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.close()

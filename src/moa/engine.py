@@ -1,0 +1,637 @@
+"""The MoA engine: layers of agents run concurrently, answers injected, the aggregator streamed.
+
+moa = MoA.from_recipe("local")
+result = moa.run("What is 17 * 23?")          # or: await moa.arun(messages)
+print(result.text, result.trace.totals())
+for event in moa.stream(messages): ...         # AgentStarted/AgentFinished/Token/...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moa.backends.base import Backend
+from moa.context import estimate_tokens, fit
+from moa.errors import (
+    AgentFailure,
+    AggregationError,
+    BackendError,
+    BackendTimeout,
+    ConfigError,
+    ContextLengthError,
+    DeadlineExceeded,
+    MoAError,
+    QuorumError,
+    RateLimited,
+    RunError,
+)
+from moa.limits import LIMITS, Limits
+from moa.providers import Provider
+from moa.recipe import Agent, Recipe, load_recipe
+from moa.resolver import Resolver
+from moa.trace import Attempt, Call, Role, Trace
+from moa.types import Completion, Message, MessagesLike, Request, Settings, Usage, to_messages
+
+
+# events -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentStarted:
+    layer: int
+    index: int
+    agent: str
+    model: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class AgentFinished:
+    call: Call
+
+
+@dataclass(frozen=True)
+class LayerFinished:
+    layer: int
+    answered: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: Result
+
+
+Event = AgentStarted | AgentFinished | LayerFinished | Token | Finished
+Emit = Callable[[Event], None]
+
+
+@dataclass
+class Result:
+    """The final answer and the trace of how it was made."""
+
+    text: str
+    trace: Trace
+    best_proposal: bool = False
+
+    @property
+    def usage(self) -> Usage:
+        t = self.trace.totals()
+        return Usage(t.input_tokens, t.output_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "best_proposal": self.best_proposal,
+            "trace": self.trace.to_dict(),
+        }
+
+
+# prompt building ----------------------------------------------------------------------------
+def references_block(prompt: str, references: Sequence[str]) -> str:
+    """The aggregate prompt with the numbered answers, as the paper's code writes them."""
+    numbered = "".join(f"\n{i}. {text}" for i, text in enumerate(references, 1))
+    if "{responses}" in prompt:
+        return prompt.replace("{responses}", numbered.lstrip("\n"))
+    return prompt + numbered
+
+
+def add_system(messages: Sequence[Message], text: str, *, first: bool = False) -> list[Message]:
+    """Put `text` in the system message: appended to an existing one (prepended if `first`)."""
+    if messages and messages[0].role == "system":
+        old = messages[0].content
+        joined = f"{text}\n\n{old}" if first else f"{old}\n\n{text}"
+        return [Message("system", joined), *messages[1:]]
+    return [Message("system", text), *messages]
+
+
+def inject(messages: Sequence[Message], prompt: str, references: Sequence[str]) -> list[Message]:
+    """The conversation with the previous layer's answers, exactly as the paper injects them."""
+    return add_system(messages, references_block(prompt, references))
+
+
+# the run ------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    trace: Trace
+    emit: Emit
+    deadline_at: float | None
+    clock0: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.clock0
+
+    def remaining(self) -> float | None:
+        return None if self.deadline_at is None else self.deadline_at - time.monotonic()
+
+
+def _failure(call: Call) -> AgentFailure:
+    return AgentFailure(
+        layer=call.layer,
+        agent=call.agent,
+        model=call.model,
+        error=call.error or "no answer",
+        error_type=call.error_type or "Error",
+    )
+
+
+class MoA:
+    """Runs a recipe. Construction checks every model reference and key before any call."""
+
+    def __init__(
+        self,
+        recipe: Recipe | str | Path | Mapping[str, Any],
+        *,
+        backends: Mapping[str, Backend] | None = None,
+        resolver: Resolver | None = None,
+        env: Mapping[str, str] | None = None,
+        auto_pull: bool = True,
+        progress: Callable[[str], None] | None = None,
+        limits: Limits = LIMITS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.recipe = load_recipe(recipe)
+        self.limits = limits
+        self._rng = rng or random.Random()
+        self.resolver = resolver or Resolver(
+            backends=backends, env=env, auto_pull=auto_pull, progress=progress
+        )
+        for name, spec in self.recipe.providers.items():
+            if spec.base_url or spec.api_key_env or spec.context_windows:
+                self.resolver.add_provider(
+                    Provider(
+                        name=name,
+                        base_url=spec.base_url,
+                        key_env=spec.api_key_env,
+                        key_required=bool(spec.api_key_env)
+                        if spec.key_required is None
+                        else spec.key_required,
+                        context_windows=spec.context_windows,
+                    )
+                )
+            if spec.rpm or spec.tpm or spec.concurrency:
+                limits.configure(name, rpm=spec.rpm, tpm=spec.tpm, concurrency=spec.concurrency)
+        for ref in self.recipe.models():
+            self.resolver.check(ref)
+        proposer = self.recipe.defaults("proposer")
+        self.layers = [
+            [a.with_defaults(proposer) for a in layer.expanded()] for layer in self.recipe.layers
+        ]
+        self.aggregator = self.recipe.aggregator.with_defaults(self.recipe.defaults("aggregator"))
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe | str | Path | Mapping[str, Any], **kwargs: Any) -> MoA:
+        return cls(recipe, **kwargs)
+
+    def prepare(self) -> None:
+        """Resolve every model now: local files are pulled and checked before any call."""
+        for ref in self.recipe.models():
+            self.resolver.resolve(ref)
+
+    # public API -----------------------------------------------------------------------------
+    async def arun(
+        self,
+        messages: MessagesLike,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Result:
+        return await self._execute(to_messages(messages), None, temperature, max_tokens)
+
+    async def astream(
+        self,
+        messages: MessagesLike,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[Event]:
+        """Events as they happen, ending with `Finished`; a failed run raises after its events."""
+        msgs = to_messages(messages)
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        task = asyncio.create_task(self._execute(msgs, queue.put_nowait, temperature, max_tokens))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            yield Finished(task.result())
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, MoAError):
+                    await task
+
+    def run(self, messages: MessagesLike, **kwargs: Any) -> Result:
+        """The blocking twin of `arun`, on a private event loop kept between calls."""
+        return self._sync_loop().run_until_complete(self.arun(messages, **kwargs))
+
+    def stream(self, messages: MessagesLike, **kwargs: Any) -> Iterator[Event]:
+        loop = self._sync_loop()
+        agen = aiter(self.astream(messages, **kwargs))
+        assert isinstance(agen, AsyncGenerator)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(agen.aclose())
+
+    async def aclose(self) -> None:
+        await self.resolver.aclose()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self.aclose())
+            self._loop.close()
+            self._loop = None
+
+    def __enter__(self) -> MoA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MoA:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _sync_loop(self) -> asyncio.AbstractEventLoop:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise ConfigError("MoA.run() was called inside an event loop; use await moa.arun()")
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    # the run itself -------------------------------------------------------------------------
+    async def _execute(
+        self,
+        messages: Sequence[Message],
+        emit: Emit | None,
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> Result:
+        trace = Trace(recipe=self.recipe.name, started_at=time.time())
+        deadline = self.recipe.deadline
+        run = _Run(
+            trace,
+            emit or (lambda _: None),
+            None if deadline is None else time.monotonic() + deadline,
+        )
+        try:
+            result = await self._layers_then_aggregate(run, messages, temperature, max_tokens)
+        except RunError as exc:
+            trace.outcome, trace.error = "error", str(exc)
+            trace.latency_s = run.elapsed()
+            exc.trace = trace
+            raise
+        except BaseException:
+            trace.outcome, trace.error = "error", "cancelled"
+            trace.latency_s = run.elapsed()
+            raise
+        trace.latency_s = run.elapsed()
+        return result
+
+    async def _layers_then_aggregate(
+        self,
+        run: _Run,
+        messages: Sequence[Message],
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> Result:
+        references: list[str] = []
+        answered: list[Call] = []
+        for number, agents in enumerate(self.layers, 1):
+            quorum = self.recipe.layers[number - 1].quorum or 1
+            grace = self.recipe.layers[number - 1].grace
+            calls = await self._run_layer(run, number, agents, messages, references, quorum, grace)
+            answered = [c for c in calls if c.ok]
+            references = [c.text or "" for c in answered]
+        aggregator = self.aggregator
+        pinned = self.recipe.aggregator
+        override = {
+            k: v
+            for k, v in (("temperature", temperature), ("max_tokens", max_tokens))
+            if v is not None and getattr(pinned, k) is None
+        }
+        if override:
+            aggregator = aggregator.model_copy(update=override)
+        layer_no = len(self.layers) + 1
+        call = self._new_call(run, layer_no, 0, aggregator, "aggregator")
+        remaining = run.remaining()
+        try:
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                await self._agent_call(run, call, aggregator, messages, references, stream=True)
+        except TimeoutError:
+            call.error_type = "DeadlineExceeded"
+            call.error = "the run's deadline passed before the aggregator finished"
+            call.latency_s = run.elapsed() - call.started_s
+            run.emit(AgentFinished(call))
+        if call.ok:
+            run.trace.outcome = "ok"
+            return Result(text=call.text or "", trace=run.trace)
+        failures = [_failure(c) for c in run.trace.calls if not c.ok]
+        if self.recipe.on_aggregator_failure == "best_proposal" and answered:
+            best = answered[0]
+            run.trace.outcome = "best_proposal"
+            run.trace.notes.append(
+                f"the aggregator failed ({call.error_type}: {call.error}); "
+                f"returned the answer of {best.agent} from layer {best.layer}"
+            )
+            if not call.text:
+                run.emit(Token(best.text or ""))
+            return Result(text=best.text or "", trace=run.trace, best_proposal=True)
+        if call.error_type == "DeadlineExceeded":
+            raise DeadlineExceeded("the run's deadline passed", failures)
+        raise AggregationError(f"the aggregator {aggregator.label} failed", failures)
+
+    def _new_call(self, run: _Run, layer: int, index: int, agent: Agent, role: Role) -> Call:
+        call = Call(
+            layer=layer,
+            index=index,
+            agent=agent.label,
+            role=role,
+            model=agent.model,
+            settings=agent.settings().to_dict(),
+            started_s=run.elapsed(),
+        )
+        run.trace.calls.append(call)
+        return call
+
+    async def _run_layer(
+        self,
+        run: _Run,
+        number: int,
+        agents: Sequence[Agent],
+        messages: Sequence[Message],
+        references: Sequence[str],
+        quorum: int,
+        grace: float | None,
+    ) -> list[Call]:
+        calls = [self._new_call(run, number, i, a, "proposer") for i, a in enumerate(agents)]
+        tasks = {
+            asyncio.create_task(self._agent_call(run, c, a, messages, references)): c
+            for c, a in zip(calls, agents, strict=True)
+        }
+        pending = set(tasks)
+        grace_until: float | None = None
+        reason = ""
+        try:
+            while pending:
+                waits = [t - time.monotonic() for t in (grace_until, run.deadline_at) if t]
+                timeout = max(min(waits), 0) if waits else None
+                _, pending = await asyncio.wait(
+                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                ok = sum(1 for c in calls if c.ok)
+                failed = sum(1 for t in tasks if t.done() and not tasks[t].ok)
+                if failed > len(calls) - quorum:
+                    reason = "cancelled: the layer can no longer reach its quorum"
+                    break
+                if ok >= quorum and grace is not None and grace_until is None:
+                    grace_until = time.monotonic() + grace
+                now = time.monotonic()
+                if grace_until is not None and now >= grace_until and pending:
+                    reason = f"cancelled: still running {grace}s after the layer's quorum"
+                    break
+                if run.deadline_at is not None and now >= run.deadline_at and pending:
+                    reason = "cancelled: the run's deadline passed"
+                    break
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            for task in pending:
+                call = tasks[task]
+                call.error_type, call.error = "Cancelled", reason or "cancelled"
+                call.latency_s = run.elapsed() - call.started_s
+                run.emit(AgentFinished(call))
+        ok_calls = [c for c in calls if c.ok]
+        run.emit(LayerFinished(number, len(ok_calls), len(calls) - len(ok_calls)))
+        if len(ok_calls) < quorum:
+            failures = [_failure(c) for c in calls if not c.ok]
+            if run.deadline_at is not None and time.monotonic() >= run.deadline_at:
+                raise DeadlineExceeded(f"the run's deadline passed in layer {number}", failures)
+            raise QuorumError(number, quorum, len(ok_calls), failures)
+        return calls
+
+    async def _agent_call(
+        self,
+        run: _Run,
+        call: Call,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        *,
+        stream: bool = False,
+    ) -> None:
+        """Fill `call` with the answer of `agent` or of its fallbacks, in order."""
+        run.emit(AgentStarted(call.layer, call.index, call.agent, agent.model, call.role))
+        if agent.system:
+            messages = add_system(messages, agent.system, first=True)
+        streamed: list[str] = []  # what already reached the user
+        try:
+            for ref in (agent.model, *agent.fallbacks):
+                call.model = ref
+                try:
+                    completion = await self._with_retries(
+                        run, call, ref, agent, messages, references, stream, streamed
+                    )
+                except BackendError as exc:
+                    call.error_type, call.error = type(exc).__name__, exc.message
+                    if streamed:  # text already reached the user: no silent restart
+                        call.text = "".join(streamed)
+                        call.error += f" (after {len(call.text)} characters were streamed)"
+                        break
+                    continue
+                call.text = completion.text
+                call.error = call.error_type = None
+                call.input_tokens = completion.usage.input_tokens
+                call.output_tokens = completion.usage.output_tokens
+                break
+        finally:
+            call.latency_s = run.elapsed() - call.started_s
+        run.emit(AgentFinished(call))
+
+    def _fit(
+        self,
+        backend: Backend,
+        model: str,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        prompt: str,
+    ) -> tuple[list[Message], dict[str, Any] | None]:
+        """The messages to send, references trimmed to the context window where one is known."""
+        window = agent.context_window or backend.context_window(model)
+        if not window:
+            return (inject(messages, prompt, references) if references else list(messages)), None
+
+        def count(text: str) -> int:
+            counted = backend.count_tokens(model, text)
+            return counted if counted is not None else estimate_tokens(text)
+
+        reserve = agent.max_tokens or 512
+        overhead = 8 * (len(messages) + 1) + 4 * len(references)
+        base = inject(messages, prompt, []) if references else list(messages)
+        base_tokens = sum(count(m.content) for m in base) + overhead
+        budget = window - reserve - base_tokens
+        if budget < 0:
+            raise ContextLengthError(
+                f"the conversation needs about {base_tokens} tokens and {reserve} are kept for "
+                f"the answer, more than the context window of {window}",
+                model=agent.model,
+            )
+        if not references:
+            return base, None
+        fitted, trims = fit(references, budget, count)
+        info = None
+        if trims:
+            info = {
+                "window": window,
+                "budget": budget,
+                "references": [
+                    {
+                        "index": t.index,
+                        "tokens_before": t.tokens_before,
+                        "tokens_after": t.tokens_after,
+                    }
+                    for t in trims
+                ],
+            }
+        return inject(messages, prompt, fitted), info
+
+    async def _with_retries(
+        self,
+        run: _Run,
+        call: Call,
+        ref: str,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        stream: bool,
+        streamed: list[str],
+    ) -> Completion:
+        policy = self.recipe.retry
+        backend, model = self.resolver.resolve(ref)
+        outgoing, trimmed = self._fit(
+            backend, model, agent, messages, references, self.recipe.prompt
+        )
+        if trimmed:
+            call.trimmed = trimmed
+        settings = agent.settings()
+        request_tokens = sum(estimate_tokens(m.content) for m in outgoing)
+        gate = self.limits.gate(self.resolver.provider_of(ref))
+        timeout = agent.timeout or self.recipe.timeout
+        for attempt_no in range(1, policy.attempts + 1):
+            start = time.monotonic()
+            try:
+                async with gate.slot(request_tokens + (settings.max_tokens or 0)):
+                    start = time.monotonic()
+                    request = Request(
+                        model=model, messages=tuple(outgoing), settings=settings, timeout=timeout
+                    )
+                    completion = await self._one_call(backend, request, run, stream, streamed)
+                gate.charge(completion.usage.output_tokens)
+                call.attempts.append(Attempt(model=ref, latency_s=time.monotonic() - start))
+                return completion
+            except BackendError as exc:
+                error = exc
+            except TimeoutError:
+                error = BackendTimeout(f"no answer within {timeout:g}s", model=ref)
+            except (MoAError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # a foreign exception from a user's backend
+                error = BackendError(f"{type(exc).__name__}: {exc}", model=ref)
+            if not error.model:
+                error.model = ref
+            attempt = Attempt(
+                model=ref,
+                latency_s=time.monotonic() - start,
+                error=error.message,
+                error_type=type(error).__name__,
+                status=error.status,
+            )
+            call.attempts.append(attempt)
+            if not error.retryable or attempt_no == policy.attempts or streamed:
+                raise error
+            wait = self._backoff(attempt_no, error)
+            remaining = run.remaining()
+            if remaining is not None and wait >= remaining:
+                raise error
+            attempt.wait_s = wait
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, error: BackendError) -> float:
+        policy = self.recipe.retry
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), policy.max_retry_after)
+        wait = min(policy.backoff * 2 ** (attempt - 1), policy.max_backoff)
+        return float(wait * (1 - policy.jitter * self._rng.random()))
+
+    async def _one_call(
+        self,
+        backend: Backend,
+        request: Request,
+        run: _Run,
+        stream: bool,
+        streamed: list[str],
+    ) -> Completion:
+        async with asyncio.timeout(request.timeout):
+            if not stream:
+                return await backend.complete(request)
+            start = len(streamed)
+            usage: Usage | None = None
+            finish: str | None = None
+            async for delta in backend.stream(request):
+                if delta.text:
+                    streamed.append(delta.text)
+                    run.emit(Token(delta.text))
+                usage = delta.usage or usage
+                finish = delta.finish_reason or finish
+            text = "".join(streamed[start:])
+            return Completion(text=text, usage=usage or Usage(), finish_reason=finish)
+
+
+def run(recipe: Recipe | str | Path, prompt: MessagesLike, **kwargs: Any) -> Result:
+    """One answer from a recipe, in one call."""
+    with MoA(recipe, **kwargs) as moa:
+        return moa.run(prompt)
+
+
+__all__ = [
+    "AgentFinished",
+    "AgentStarted",
+    "Event",
+    "Finished",
+    "LayerFinished",
+    "MoA",
+    "Result",
+    "Settings",
+    "Token",
+    "add_system",
+    "inject",
+    "references_block",
+    "run",
+]

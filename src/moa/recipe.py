@@ -1,0 +1,349 @@
+"""Recipes: which agents sit in which layer, who aggregates, and the rules of the run.
+
+The simplest recipe file stays this simple:
+
+    layers:
+      - [together:meta-llama/Llama-3.3-70B-Instruct-Turbo, together:deepseek-ai/DeepSeek-V3]
+    aggregator: together:Qwen/Qwen2.5-72B-Instruct-Turbo
+
+An agent may instead be a mapping (`{model: ..., temperature: 0.7}`), a layer a mapping
+(`{agents: [...], quorum: 2}`). `layers: []` is the aggregator alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from moa.errors import ModelRefError, RecipeError
+from moa.providers import Provider, parse_ref
+from moa.types import Settings
+
+AGGREGATE_PROMPT = (
+    "You have been provided with a set of responses from various open-source models to the "
+    "latest user query. Your task is to synthesize these responses into a single, high-quality "
+    "response. It is crucial to critically evaluate the information provided in these "
+    "responses, recognizing that some of it may be biased or incorrect. Your response should "
+    "not simply replicate the given answers but should offer a refined, accurate, and "
+    "comprehensive reply to the instruction. Ensure your response is well-structured, coherent, "
+    "and adheres to the highest standards of accuracy and reliability.\n\n"
+    "Responses from models:"
+)
+"""The paper's Aggregate-and-Synthesize prompt (Table 1); the answers follow it, numbered."""
+
+# providers that a recipe defines itself, known while its model references are checked
+_custom_providers: ContextVar[dict[str, Provider]] = ContextVar("_custom_providers")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Agent(_Strict):
+    """One LLM with its settings. `n` > 1 makes n samples of it (distinct seeds)."""
+
+    model: str
+    name: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+    system: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    timeout: float | None = Field(default=None, gt=0)
+    context_window: int | None = Field(default=None, gt=0)
+    n: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"model": data} if isinstance(data, str) else data
+
+    @field_validator("model", "fallbacks")
+    @classmethod
+    def _valid_ref(cls, value: Any) -> Any:
+        for ref in (value,) if isinstance(value, str) else value:
+            try:
+                parse_ref(ref, _custom_providers.get({}))
+            except ModelRefError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+    def settings(self) -> Settings:
+        return Settings(
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            top_p=self.top_p,
+            seed=self.seed,
+            stop=self.stop,
+        )
+
+    def with_defaults(self, defaults: Settings) -> Agent:
+        """Fill the settings this agent leaves open from `defaults`."""
+        merged = defaults.merged(self.settings())
+        return self.model_copy(update=merged.to_dict())
+
+
+class Layer(_Strict):
+    """Agents that answer concurrently. The layer succeeds once `quorum` of them answered;
+    `grace` seconds after that, stragglers are cancelled (None: wait for all)."""
+
+    agents: tuple[Agent, ...] = Field(min_length=1)
+    quorum: int | None = Field(default=None, ge=1)
+    grace: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, (list, tuple, str)):
+            return {"agents": [data] if isinstance(data, str) else data}
+        return data
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> Layer:
+        if self.quorum is not None and self.quorum > self.size:
+            raise ValueError(f"quorum {self.quorum} is more than the layer's {self.size} agents")
+        return self
+
+    @property
+    def size(self) -> int:
+        return sum(a.n for a in self.agents)
+
+    def expanded(self) -> list[Agent]:
+        """The agents with every `n` unrolled into samples that differ by seed."""
+        out: list[Agent] = []
+        for agent in self.agents:
+            if agent.n == 1:
+                out.append(agent)
+                continue
+            base = agent.seed if agent.seed is not None else 0
+            for i in range(agent.n):
+                out.append(
+                    agent.model_copy(
+                        update={"n": 1, "seed": base + i, "name": f"{agent.label}#{i + 1}"}
+                    )
+                )
+        return out
+
+
+class Retry(_Strict):
+    """Retries of one call: exponential backoff with jitter, honouring Retry-After."""
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    backoff: float = Field(default=0.5, ge=0)
+    max_backoff: float = Field(default=20.0, ge=0)
+    jitter: float = Field(default=0.25, ge=0, le=1)
+    max_retry_after: float = Field(default=60.0, ge=0)
+
+
+class ProviderSpec(_Strict):
+    """A provider added by configuration, or limits for an existing one."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    key_required: bool | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, gt=0)
+    context_windows: dict[str, int] = Field(default_factory=dict)
+
+
+class Recipe(_Strict):
+    """A whole MoA configuration. Validated on construction; see `load_recipe`."""
+
+    name: str = "custom"
+    description: str = ""
+    layers: tuple[Layer, ...] = ()
+    aggregator: Agent
+    prompt: str = AGGREGATE_PROMPT
+    proposer_defaults: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.7})
+    aggregator_defaults: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=300.0, gt=0)
+    deadline: float | None = Field(default=None, gt=0)
+    retry: Retry = Field(default_factory=Retry)
+    on_aggregator_failure: Literal["error", "best_proposal"] = "error"
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
+    strategy: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _providers_first(cls, data: Any) -> Any:
+        # custom providers must be known while model references are checked
+        if isinstance(data, Mapping) and isinstance(data.get("providers"), Mapping):
+            _custom_providers.set({str(k): Provider(name=str(k)) for k in data["providers"]})
+        else:
+            _custom_providers.set({})
+        return data
+
+    @field_validator("proposer_defaults", "aggregator_defaults")
+    @classmethod
+    def _valid_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
+        allowed = set(Settings.__dataclass_fields__)
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            allowed_list = ", ".join(sorted(allowed))
+            raise ValueError(f"unknown setting {unknown[0]!r}; allowed: {allowed_list}")
+        return value
+
+    def defaults(self, role: Literal["proposer", "aggregator"]) -> Settings:
+        raw = self.proposer_defaults if role == "proposer" else self.aggregator_defaults
+        stop = raw.get("stop")
+        return Settings(**{**raw, "stop": tuple(stop) if stop else None})
+
+    def models(self) -> list[str]:
+        """Every model reference the recipe may call, fallbacks included, in order."""
+        agents = [a for layer in self.layers for a in layer.agents] + [self.aggregator]
+        refs = [ref for a in agents for ref in (a.model, *a.fallbacks)]
+        return list(dict.fromkeys(refs))
+
+    def dry_run(self) -> Recipe:
+        """The same recipe with every model replaced by a fake one that spends no tokens."""
+
+        def fake(agent: Agent) -> dict[str, Any]:
+            data = agent.model_dump(exclude_defaults=True)
+            data["model"] = "fake:" + agent.model
+            data["fallbacks"] = ["fake:" + f for f in agent.fallbacks]
+            return data
+
+        data = self.model_dump(exclude_defaults=True)
+        data["layers"] = [
+            {**layer.model_dump(exclude_defaults=True), "agents": [fake(a) for a in layer.agents]}
+            for layer in self.layers
+        ]
+        data["aggregator"] = fake(self.aggregator)
+        return Recipe.model_validate(data)
+
+
+# loading ------------------------------------------------------------------------------------
+SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("moa") / "recipes"
+    return sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _parse(text: str, source: str, suffix: str) -> Any:
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise RecipeError(f"not valid {suffix.lstrip('.').upper()}: {exc}", source=source) from None
+
+
+def _yaml_line(text: str, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location, where it can be found."""
+    try:
+        node: Any = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode):
+            if key == "agents":  # the shorthand layer: a plain list of agents
+                continue
+            node = node.value[key] if isinstance(key, int) and key < len(node.value) else None
+        elif key == "model":  # the shorthand agent: a plain string
+            continue
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _first_error(exc: ValidationError, source: str, text: str | None) -> RecipeError:
+    err = exc.errors(include_url=False)[0]
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    field = ".".join(str(p) for p in loc) or "recipe"
+    problem = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        problem = "this field is required"
+    elif err["type"] == "extra_forbidden":
+        problem = "unknown field"
+    elif "input" in err and not isinstance(err["input"], (dict, list)):
+        problem += f" (got {err['input']!r})"
+    if text is not None and (line := _yaml_line(text, loc)) is not None:
+        problem += f" [line {line}]"
+    more = exc.error_count() - 1
+    if more:
+        problem += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return RecipeError(problem, source=source, field=field)
+
+
+def recipe_from_dict(data: Any, *, source: str = "<dict>", text: str | None = None) -> Recipe:
+    if not isinstance(data, Mapping):
+        raise RecipeError(
+            "a recipe must be a mapping with 'layers' and 'aggregator'", source=source
+        )
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, source, text) from None
+    if "name" not in data and source not in ("<dict>", "<recipe>"):
+        recipe = recipe.model_copy(update={"name": Path(source).stem})
+    return recipe
+
+
+def load_recipe(source: str | Path | Mapping[str, Any] | Recipe) -> Recipe:
+    """A recipe from a built-in name, a YAML/TOML/JSON file, a mapping, or a Recipe."""
+    if isinstance(source, Recipe):
+        return source
+    if isinstance(source, Mapping):
+        return recipe_from_dict(source)
+    text_source = str(source)
+    path = Path(text_source).expanduser()
+    if isinstance(source, str) and source in builtin_names() and not path.exists():
+        resource = resources.files("moa") / "recipes" / f"{source}.yaml"
+        text = resource.read_text(encoding="utf-8")
+        return recipe_from_dict(_parse(text, source, ".yaml"), source=f"{source}.yaml", text=text)
+    if not path.is_file():
+        names = ", ".join(builtin_names())
+        raise RecipeError(
+            f"no built-in recipe and no file by this name (built-in: {names})", source=text_source
+        )
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise RecipeError(
+            f"unknown recipe format {suffix!r}; use {', '.join(SUFFIXES)}", source=text_source
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read: {exc}", source=text_source) from None
+    data = _parse(text, text_source, suffix)
+    return recipe_from_dict(data, source=text_source, text=text if suffix != ".json" else None)
+
+
+__all__ = [
+    "AGGREGATE_PROMPT",
+    "Agent",
+    "Layer",
+    "ProviderSpec",
+    "Recipe",
+    "Retry",
+    "builtin_names",
+    "load_recipe",
+    "recipe_from_dict",
+]

@@ -1,0 +1,143 @@
+"""Turn model references into (backend, model name) pairs, sharing one backend per endpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from moa.backends.base import Backend
+from moa.errors import MissingKeyError, ModelRefError
+from moa.providers import PRESETS, ModelRef, Provider, parse_ref
+
+
+class Resolver:
+    """Resolves `provider:model` references and owns the backends it creates.
+
+    `backends` overrides a provider with a ready backend (`{"fake": FakeBackend()}`);
+    `providers` adds OpenAI-compatible providers by configuration; `env` replaces
+    `os.environ` (for keys and base URLs). Local models are pulled on first use when
+    `auto_pull` is set.
+    """
+
+    def __init__(
+        self,
+        *,
+        backends: Mapping[str, Backend] | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        env: Mapping[str, str] | None = None,
+        auto_pull: bool = True,
+        progress: Callable[[str], None] | None = None,
+        openai_max_retries: int = 0,
+    ) -> None:
+        self._given = dict(backends or {})
+        self._providers = {**PRESETS, **(providers or {})}
+        self._env = os.environ if env is None else env
+        self._auto_pull = auto_pull
+        self._progress = progress
+        self._max_retries = openai_max_retries
+        self._made: dict[tuple[str, str | None], Backend] = {}
+
+    def add_provider(self, provider: Provider) -> None:
+        base = self._providers.get(provider.name)
+        if base is not None:
+            provider = replace(
+                base,
+                base_url=provider.base_url or base.base_url,
+                key_env=provider.key_env or base.key_env,
+                context_windows={
+                    **(base.context_windows or {}),
+                    **(provider.context_windows or {}),
+                },
+            )
+        self._providers[provider.name] = provider
+
+    def parse(self, ref: str) -> ModelRef:
+        return parse_ref(ref, self._providers)
+
+    def provider_of(self, ref: str) -> str:
+        return self.parse(ref).provider
+
+    def check(self, ref: str) -> None:
+        """Raise the error that resolving `ref` would raise, without creating anything."""
+        parsed = self.parse(ref)
+        if parsed.provider in self._given or parsed.provider in ("fake", "local", "gguf"):
+            return
+        self._provider_and_key(parsed, ref)
+
+    def _provider_and_key(self, parsed: ModelRef, ref: str) -> tuple[Provider, str | None]:
+        provider = self._providers.get(parsed.provider)
+        if provider is None:
+            raise ModelRefError(f"{ref!r}: unknown provider '{parsed.provider}'")
+        key = self._env.get(provider.key_env) if provider.key_env else None
+        if provider.key_required and not key:
+            raise MissingKeyError(ref, provider.key_env or f"{provider.name.upper()}_API_KEY")
+        if parsed.base_url is None and provider.url(self._env) is None:
+            raise ModelRefError(f"{ref!r}: provider '{provider.name}' has no base URL; add @URL")
+        return provider, key
+
+    def resolve(self, ref: str) -> tuple[Backend, str]:
+        parsed = self.parse(ref)
+        if parsed.provider in self._given:
+            return self._given[parsed.provider], parsed.model
+        if parsed.provider == "fake":
+            return self._shared(("fake", None), _make_fake), parsed.model
+        if parsed.provider in ("local", "gguf"):
+            return self._local(parsed)
+        provider, key = self._provider_and_key(parsed, ref)
+        url = parsed.base_url or provider.url(self._env)
+        assert url is not None
+
+        def make() -> Backend:
+            from moa.backends.openai_compat import OpenAICompatBackend
+
+            return OpenAICompatBackend(
+                base_url=url,
+                api_key=key,
+                name=provider.name,
+                max_retries=self._max_retries,
+                context_windows=provider.context_windows,
+            )
+
+        return self._shared((provider.name, url), make), parsed.model
+
+    def _local(self, parsed: ModelRef) -> tuple[Backend, str]:
+        from moa import catalog
+
+        if parsed.provider == "local":
+            entry = catalog.resolve(parsed.model)
+            path = catalog.ensure(entry.name, auto_pull=self._auto_pull, progress=self._progress)
+            n_ctx = {str(path): entry.n_ctx}
+        else:
+            path = Path(parsed.model).expanduser()
+            if not path.is_file():
+                raise ModelRefError(f"gguf:{parsed.model}: no such file")
+            n_ctx = {}
+
+        def make() -> Backend:
+            from moa.backends.llamacpp import LlamaCppBackend
+
+            return LlamaCppBackend()
+
+        backend = self._shared(("local", None), make)
+        if n_ctx and hasattr(backend, "set_n_ctx"):
+            for key, value in n_ctx.items():
+                backend.set_n_ctx(key, value)
+        return backend, str(path)
+
+    def _shared(self, key: tuple[str, str | None], make: Callable[[], Backend]) -> Backend:
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
+
+    async def aclose(self) -> None:
+        made, self._made = self._made, {}
+        for backend in made.values():
+            await backend.aclose()
+
+
+def _make_fake() -> Backend:
+    from moa.backends.fake import FakeBackend
+
+    return FakeBackend()

@@ -1,0 +1,114 @@
+"""The record of a run: every call with its text, tokens, latency, attempts and errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Role = Literal["proposer", "aggregator", "judge"]
+Outcome = Literal["ok", "best_proposal", "error", "running"]
+
+
+@dataclass(kw_only=True)
+class Attempt:
+    """One try of one model: what went wrong, and how long we waited before the next."""
+
+    model: str
+    latency_s: float
+    error: str | None = None
+    error_type: str | None = None
+    status: int | None = None
+    wait_s: float = 0.0
+
+
+@dataclass(kw_only=True)
+class Call:
+    """One agent's call, after retries and fallbacks: the answer or the final error."""
+
+    layer: int
+    index: int
+    agent: str
+    role: Role
+    model: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    started_s: float = 0.0
+    latency_s: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    trimmed: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+@dataclass(kw_only=True)
+class Totals:
+    calls: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(kw_only=True)
+class Trace:
+    recipe: str
+    started_at: float
+    calls: list[Call] = field(default_factory=list)
+    latency_s: float = 0.0
+    outcome: Outcome = "running"
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def layer(self, number: int) -> list[Call]:
+        return [c for c in self.calls if c.layer == number]
+
+    def _totals(self, calls: list[Call], latency: float) -> Totals:
+        return Totals(
+            calls=len(calls),
+            failed=sum(1 for c in calls if not c.ok),
+            input_tokens=sum(c.input_tokens for c in calls),
+            output_tokens=sum(c.output_tokens for c in calls),
+            latency_s=latency,
+        )
+
+    def layer_totals(self) -> dict[int, Totals]:
+        """Per layer: calls, failures, tokens, and wall time (first start to last end)."""
+        out: dict[int, Totals] = {}
+        for number in sorted({c.layer for c in self.calls}):
+            calls = self.layer(number)
+            wall = max(c.started_s + c.latency_s for c in calls) - min(c.started_s for c in calls)
+            out[number] = self._totals(calls, wall)
+        return out
+
+    def totals(self) -> Totals:
+        return self._totals(self.calls, self.latency_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["layers"] = {str(k): asdict(v) for k, v in self.layer_totals().items()}
+        data["totals"] = asdict(self.totals())
+        return data
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        names = {f.name for f in fields(cls)}
+        raw = {k: v for k, v in data.items() if k in names}
+        calls = []
+        for c in raw.pop("calls", []):
+            attempts = [Attempt(**a) for a in c.get("attempts", [])]
+            calls.append(Call(**{**c, "attempts": attempts}))
+        return cls(**raw, calls=calls)
