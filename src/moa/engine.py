@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,7 @@ class MoA:
             raise ConfigError("MoA.run() was called inside an event loop; use await moa.arun()")
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+            weakref.finalize(self, self._loop.close)  # for callers who never close()
         return self._loop
 
     # the run itself -------------------------------------------------------------------------

@@ -18,7 +18,8 @@ class Resolver:
     `backends` overrides a provider with a ready backend (`{"fake": FakeBackend()}`);
     `providers` adds OpenAI-compatible providers by configuration; `env` replaces
     `os.environ` (for keys and base URLs). Local models are pulled on first use when
-    `auto_pull` is set.
+    `auto_pull` is set. `wrap(provider, backend)` may wrap every backend made here (a cache,
+    a recorder).
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class Resolver:
         auto_pull: bool = True,
         progress: Callable[[str], None] | None = None,
         openai_max_retries: int = 0,
+        wrap: Callable[[str, Backend], Backend] | None = None,
     ) -> None:
         self._given = dict(backends or {})
         self._providers = {**PRESETS, **(providers or {})}
@@ -38,6 +40,7 @@ class Resolver:
         self._progress = progress
         self._max_retries = openai_max_retries
         self._made: dict[tuple[str, str | None], Backend] = {}
+        self._wrap = wrap
 
     def add_provider(self, provider: Provider) -> None:
         base = self._providers.get(provider.name)
@@ -128,7 +131,8 @@ class Resolver:
 
     def _shared(self, key: tuple[str, str | None], make: Callable[[], Backend]) -> Backend:
         if key not in self._made:
-            self._made[key] = make()
+            backend = make()
+            self._made[key] = self._wrap(key[0], backend) if self._wrap else backend
         return self._made[key]
 
     async def aclose(self) -> None:

@@ -1,0 +1,120 @@
+"""The `moa` command through typer's runner: answers, JSON traces, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moa.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("TOGETHER_API_KEY", "OPENAI_API_KEY", "GROQ_API_KEY", "MOA_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_ask_dry_run_streams_the_answer() -> None:
+    result = runner.invoke(app, ["ask", "-r", "moa-lite", "--dry-run", "What is 2+2?"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "[together:Qwen/Qwen2.5-72B-Instruct-Turbo] synthesis of 3 responses to: What is 2+2?"
+    )
+
+
+def test_ask_json_prints_answer_and_trace() -> None:
+    result = runner.invoke(app, ["ask", "-r", "fake", "--json", "--system", "Be brief.", "hi"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["text"].startswith("[aggregator] synthesis of 3 responses")
+    calls = data["trace"]["calls"]
+    assert [c["agent"] for c in calls] == [
+        "fake:alpha",
+        "fake:beta",
+        "fake:gamma",
+        "fake:aggregator",
+    ]
+    assert data["trace"]["totals"]["calls"] == 4
+
+
+def test_show_layers_prints_every_agent() -> None:
+    result = runner.invoke(app, ["ask", "-r", "fake", "--show-layers", "hello"])
+    assert result.exit_code == 0, result.output
+    for name in ("fake:alpha", "fake:beta", "fake:gamma", "aggregator"):
+        assert name in result.stderr
+    assert "layer 1: 3 answered, 0 failed" in result.stderr
+    assert "[alpha] answer to: hello" in result.stderr
+
+
+def test_stdin_prompt() -> None:
+    result = runner.invoke(app, ["ask", "-r", "fake", "-"], input="from stdin\n")
+    assert result.exit_code == 0
+    assert result.stdout.strip().endswith("from stdin")
+
+
+def test_missing_key_is_one_line_and_exit_2() -> None:
+    result = runner.invoke(app, ["ask", "-r", "moa-lite", "hi"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "TOGETHER_API_KEY" in result.stderr and "Traceback" not in result.output
+
+
+def test_bad_recipe_file_names_file_field_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("layers:\n  - [fake:a, {model: fake:b, max_tokens: -3}]\naggregator: fake:c\n")
+    result = runner.invoke(app, ["ask", "-r", str(path), "hi"])
+    assert result.exit_code == 2
+    line = " ".join(result.stderr.split())
+    assert str(path) in line and "layers.0.agents.1.max_tokens" in line
+    assert "greater than 0" in line and "[line 2]" in line
+
+
+def test_unknown_recipe_lists_builtins() -> None:
+    result = runner.invoke(app, ["ask", "-r", "nope", "hi"])
+    assert result.exit_code == 2
+    assert "built-in: " in result.stderr and "local" in result.stderr
+
+
+def test_failed_run_exits_1_naming_the_agent(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "layers: [[fake:a]]\naggregator: {model: 'vllm:m@http://127.0.0.1:9/v1'}\n"
+        "retry: {attempts: 1}\ntimeout: 2\n"
+    )
+    result = runner.invoke(app, ["ask", "-r", str(path), "hi"])
+    assert result.exit_code == 1, result.output
+    assert "vllm:m@http://127.0.0.1:9/v1" in result.stderr
+    assert "BackendConnectionError" in result.stderr
+
+
+def test_recipes_list_and_show() -> None:
+    listed = runner.invoke(app, ["recipes", "list"])
+    assert listed.exit_code == 0
+    for name in ("local", "moa-lite", "moa", "self-moa", "self-moa-local"):
+        assert name in listed.stdout
+    shown = runner.invoke(app, ["recipes", "show", "moa-lite"])
+    assert shown.exit_code == 0
+    assert "aggregator:" in shown.stdout and "Qwen2.5-72B-Instruct-Turbo" in shown.stdout
+    assert "Responses from models:" in shown.stdout  # the default prompt is shown
+
+
+def test_chat_keeps_the_conversation() -> None:
+    result = runner.invoke(app, ["chat", "-r", "fake"], input="first\nsecond\n/reset\nthird\n")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "aggregator" in line]
+    assert len(lines) == 3
+    assert lines[1].endswith("second")
+
+
+def test_models_list_and_path_of_unknown() -> None:
+    listed = runner.invoke(app, ["models", "list"])
+    assert listed.exit_code == 0
+    assert "qwen2.5-coder-1.5b-instruct" in listed.stdout
+    unknown = runner.invoke(app, ["models", "path", "qwen-1.5"])
+    assert unknown.exit_code == 2
+    assert "unknown local model" in unknown.stderr

@@ -1,0 +1,193 @@
+"""Recipes load from YAML, TOML, JSON and Python; errors name the file, the field and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moa import MoA
+from moa.errors import MissingKeyError, ModelRefError, RecipeError
+from moa.providers import ModelRef, parse_ref
+from moa.recipe import AGGREGATE_PROMPT, Recipe, builtin_names, load_recipe
+
+SIMPLE = """\
+# one layer of three proposers, then the aggregator (MoA-Lite)
+layers:
+  - [together:meta-llama/Llama-3.3-70B-Instruct-Turbo, together:Qwen/Qwen2.5-72B-Instruct-Turbo, together:deepseek-ai/DeepSeek-V3]
+aggregator: together:Qwen/Qwen2.5-72B-Instruct-Turbo
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_simplest_yaml_recipe(tmp_path: Path) -> None:
+    recipe = load_recipe(write(tmp_path, "lite.yaml", SIMPLE))
+    assert recipe.name == "lite"
+    assert [a.model for a in recipe.layers[0].agents] == [
+        "together:meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        "together:Qwen/Qwen2.5-72B-Instruct-Turbo",
+        "together:deepseek-ai/DeepSeek-V3",
+    ]
+    assert recipe.aggregator.model == "together:Qwen/Qwen2.5-72B-Instruct-Turbo"
+    assert recipe.prompt == AGGREGATE_PROMPT
+    assert recipe.layers[0].quorum is None
+
+
+def test_rich_forms_in_the_same_places(tmp_path: Path) -> None:
+    text = """\
+layers:
+  - agents:
+      - {model: "openai:gpt-4o-mini", temperature: 0.2, max_tokens: 100, seed: 1}
+      - ollama:llama3.2
+    quorum: 1
+    grace: 2.5
+aggregator: {model: "openai:gpt-4o", fallbacks: ["openai:gpt-4o-mini"]}
+prompt: "Answers:\\n{responses}"
+"""
+    recipe = load_recipe(write(tmp_path, "rich.yml", text))
+    agent = recipe.layers[0].agents[0]
+    assert (agent.temperature, agent.max_tokens, agent.seed) == (0.2, 100, 1)
+    assert recipe.layers[0].grace == 2.5
+    assert recipe.aggregator.fallbacks == ("openai:gpt-4o-mini",)
+
+
+def test_toml_and_json_and_dict(tmp_path: Path) -> None:
+    toml = write(
+        tmp_path,
+        "r.toml",
+        'aggregator = "fake:agg"\nlayers = [["fake:a", "fake:b"]]\n',
+    )
+    json_file = write(tmp_path, "r.json", '{"aggregator": "fake:agg", "layers": [["fake:a"]]}')
+    assert load_recipe(toml).layers[0].size == 2
+    assert load_recipe(json_file).aggregator.model == "fake:agg"
+    assert load_recipe({"aggregator": "fake:x", "layers": []}).layers == ()
+
+
+def test_empty_layers_is_valid() -> None:
+    assert load_recipe({"layers": [], "aggregator": "fake:x"}).models() == ["fake:x"]
+
+
+def test_error_names_file_field_and_line(tmp_path: Path) -> None:
+    text = """\
+layers:
+  - agents:
+      - fake:a
+      - {model: fake:b, temperature: 5}
+aggregator: fake:agg
+"""
+    path = write(tmp_path, "bad.yaml", text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    err = info.value
+    assert err.source == str(path)
+    assert err.field == "layers.0.agents.1.temperature"
+    assert "less than or equal to 2" in str(err) and "(got 5)" in str(err)
+    assert "[line 4]" in str(err)
+
+
+def test_error_on_shorthand_agent_points_at_its_line(tmp_path: Path) -> None:
+    text = "layers:\n  - [fake:a, nope:b]\naggregator: fake:agg\n"
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, "bad.yaml", text))
+    assert info.value.field == "layers.0.agents.1.model"
+    assert "unknown provider 'nope'" in str(info.value)
+    assert "[line 2]" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        ({"layers": []}, "aggregator", "required"),
+        ({"aggregator": "fake:a", "layer": []}, "layer", "unknown field"),
+        ({"aggregator": "fake:a", "layers": [{"agents": []}]}, "layers.0.agents", "at least 1"),
+        (
+            {"aggregator": "fake:a", "layers": [{"agents": ["fake:b"], "quorum": 2}]},
+            "layers.0",
+            "quorum 2 is more than the layer's 1 agents",
+        ),
+        ({"aggregator": "gpt-4o"}, "aggregator.model", "PROVIDER:MODEL"),
+        ({"aggregator": "fake:a", "proposer_defaults": {"temp": 1}}, "proposer_defaults", "temp"),
+        ({"aggregator": "opnai:gpt-4o"}, "aggregator.model", "did you mean 'openai'"),
+    ],
+)
+def test_invalid_recipes(data: dict[str, object], field: str, words: str) -> None:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(data)
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_bad_syntax_and_unknown_names(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "x.yaml", "layers: [\n"))
+    with pytest.raises(RecipeError, match="not valid TOML"):
+        load_recipe(write(tmp_path, "x.toml", "layers = \n"))
+    with pytest.raises(RecipeError, match=r"no built-in recipe and no file.*local"):
+        load_recipe("no-such-recipe")
+    with pytest.raises(RecipeError, match="must be a mapping"):
+        load_recipe(write(tmp_path, "list.yaml", "- a\n- b\n"))
+
+
+def test_builtin_recipes_all_load() -> None:
+    names = builtin_names()
+    for required in ("local", "moa-lite", "moa", "self-moa", "self-moa-local", "fake"):
+        assert required in names
+    for name in names:
+        recipe = load_recipe(name)
+        assert isinstance(recipe, Recipe) and recipe.description
+    assert len(load_recipe("moa").layers) == 2  # 3 layers with the aggregator
+    assert all(m.startswith("local:") for m in load_recipe("local").models())
+    self_moa = load_recipe("self-moa").layers[0]
+    assert self_moa.size >= 3 and len({a.model for a in self_moa.agents}) == 1
+
+
+@pytest.mark.parametrize(
+    ("ref", "parsed"),
+    [
+        ("openai:gpt-4o-mini", ModelRef("openai", "gpt-4o-mini")),
+        ("together:Qwen/Qwen2.5-72B", ModelRef("together", "Qwen/Qwen2.5-72B")),
+        ("vllm:m@http://host:8000/v1", ModelRef("vllm", "m", "http://host:8000/v1")),
+        ("ollama:llama3.2:3b", ModelRef("ollama", "llama3.2:3b")),
+        ("gguf:/models/x@y.gguf", ModelRef("gguf", "/models/x@y.gguf")),
+        ("local:smollm2-135m-instruct", ModelRef("local", "smollm2-135m-instruct")),
+    ],
+)
+def test_parse_refs(ref: str, parsed: ModelRef) -> None:
+    assert parse_ref(ref) == parsed
+
+
+@pytest.mark.parametrize(
+    ("ref", "words"),
+    [("gpt-4o", "PROVIDER:MODEL"), ("vllm:m", "needs a base URL"), ("openai:", "PROVIDER:MODEL")],
+)
+def test_bad_refs(ref: str, words: str) -> None:
+    with pytest.raises(ModelRefError, match=words):
+        parse_ref(ref)
+
+
+def test_missing_key_is_found_before_any_call_and_keys_never_leak() -> None:
+    with pytest.raises(MissingKeyError) as info:
+        MoA({"layers": [["fake:a"]], "aggregator": "groq:llama"}, env={})
+    assert "GROQ_API_KEY" in str(info.value)
+    secret = "sk-secret-value-123"
+    m = MoA({"layers": [], "aggregator": "groq:llama"}, env={"GROQ_API_KEY": secret})
+    backend, model = m.resolver.resolve("groq:llama")
+    assert model == "llama" and secret not in repr(backend)
+
+
+def test_custom_provider_by_configuration() -> None:
+    data = {
+        "providers": {"mine": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "MINE_KEY"}},
+        "layers": [],
+        "aggregator": "mine:model-x",
+    }
+    with pytest.raises(MissingKeyError, match="MINE_KEY"):
+        MoA(data, env={})
+    m = MoA(data, env={"MINE_KEY": "k"})
+    backend, _ = m.resolver.resolve("mine:model-x")
+    assert "127.0.0.1:9" in repr(backend)
