@@ -127,10 +127,12 @@ class FakeBackend:
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
         text, script = await self._answer(request)
+        finish = "stop"
         if request.settings.max_tokens is not None:
             words = text.split(" ")
             if len(words) > request.settings.max_tokens:
                 text = " ".join(words[: request.settings.max_tokens])
+                finish = "length"
         pieces = re.findall(r"\S+\s*|\s+", text) or [""]
         per_token = script.token_delay or self._token_delay
         for piece in pieces:
@@ -142,7 +144,7 @@ class FakeBackend:
                     raise
             yield Delta(text=piece)
         prompt_tokens = sum(count_words(m.content) for m in request.messages)
-        yield Delta(usage=Usage(prompt_tokens, count_words(text)), finish_reason="stop")
+        yield Delta(usage=Usage(prompt_tokens, count_words(text)), finish_reason=finish)
 
     def context_window(self, model: str) -> int | None:
         return self._window

@@ -1,0 +1,246 @@
+"""The OpenAI wire format: the request we accept and the objects we answer with.
+
+temperature, max_tokens, top_p, seed and stop apply to the aggregator unless the recipe pins
+them. Fields a recipe cannot honour (penalties, user, ...) are accepted and ignored; tools,
+n > 1 and non-text content are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from moa.engine import Result
+from moa.server.errors import invalid
+from moa.types import Message
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextPart(_Open):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Open):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+
+    def to_message(self) -> Message:
+        text = (
+            self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        )
+        return Message("system" if self.role == "developer" else self.role, text)
+
+
+class StreamOptions(_Open):
+    include_usage: bool = False
+
+
+class MoAOptions(_Closed):
+    """Our extension: `"moa": {"include_trace": true, "events": true}`."""
+
+    include_trace: bool = False
+    events: bool = False
+
+
+class ChatRequest(_Open):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = None
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    moa: MoAOptions | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int | None) -> int | None:
+        if value is not None and value != 1:
+            raise ValueError("only n=1 is supported: a recipe gives one answer per run")
+        return value
+
+    @field_validator("tools", "functions")
+    @classmethod
+    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+        if value:
+            raise ValueError("tool and function calling are not supported by MoA recipes")
+        return value
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_a_question(cls, value: list[ChatMessage]) -> list[ChatMessage]:
+        if value and value[-1].role == "assistant":
+            raise ValueError("the last message must not be the assistant's")
+        return value
+
+    @property
+    def options(self) -> MoAOptions:
+        return self.moa or MoAOptions()
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def answer_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def conversation(self) -> list[Message]:
+        return [m.to_message() for m in self.messages]
+
+    def settings(self) -> dict[str, Any]:
+        """The aggregator settings this request asks for, as MoA.arun's keyword arguments."""
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.answer_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": stop or None,
+        }
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[TextPart]") or part.startswith(("function-", "literal[")):
+            continue  # pydantic's names for union members, not fields
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def parse_request(raw: bytes) -> ChatRequest:
+    """The validated request, or a 400 naming the first bad field."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise invalid(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise invalid("the body must be a JSON object", code="invalid_json")
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        param = _param(err["loc"]) or None
+        if err["type"] == "missing":
+            problem = "this field is required"
+        elif err["type"] == "extra_forbidden":
+            problem = "unknown field"
+        else:
+            problem = err["msg"].removeprefix("Value error, ")
+        if param and ".content" in param:  # one message for both members of the union
+            param = param.split(".content", 1)[0] + ".content"
+            problem = "expected a string or a list of text parts (only text is supported)"
+        raise invalid(f"{param}: {problem}" if param else problem, param=param) from None
+
+
+# responses ----------------------------------------------------------------------------------
+def new_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def usage_dict(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def finish_reason(result: Result) -> str:
+    """The aggregator's own finish reason; else 'length' when it used all its tokens."""
+    last = next((c for c in reversed(result.trace.calls) if c.role == "aggregator"), None)
+    if last and last.finish_reason in ("stop", "length") and not result.best_proposal:
+        return last.finish_reason
+    limit = last.settings.get("max_tokens") if last else None
+    if last and limit and not result.best_proposal and last.output_tokens >= limit:
+        return "length"
+    return "stop"
+
+
+def completion(cid: str, model: str, result: Result, *, include_trace: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason(result),
+            }
+        ],
+        "usage": usage_dict(result.usage.input_tokens, result.usage.output_tokens),
+        "system_fingerprint": None,
+    }
+    if include_trace:
+        body["moa"] = {"best_proposal": result.best_proposal, "trace": result.trace.to_dict()}
+    return body
+
+
+class Chunks:
+    """Builds the `chat.completion.chunk` objects of one streamed answer."""
+
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        self.id = new_id()
+        self.model = model
+        self.created = int(time.time())
+        self.include_usage = include_usage
+
+    def _base(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return self._base([choice])
+
+    def usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        chunk = self._base([])
+        chunk["usage"] = usage_dict(input_tokens, output_tokens)
+        return chunk
+
+    def extension(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A chunk with no choices that carries MoA progress: OpenAI clients parse it as a
+        chunk like the usage chunk, and skip it when they check `choices`."""
+        chunk = self._base([])
+        chunk["moa"] = payload
+        return chunk
+
+
+def sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {text}\n\n".encode()
