@@ -53,6 +53,10 @@ _loading: dict[tuple[str, int, int], threading.Lock] = {}
 _registry = threading.Lock()
 _loads: Counter[str] = Counter()
 _slots: dict[int, threading.Semaphore] = {}
+# one model constructed at a time: llama-cpp-python silences a load by pointing the process's
+# file descriptors 1 and 2 at /dev/null and back, and two loads in threads at once can leave
+# them pointing there for good (the CLI then printed nothing at all)
+_constructing = threading.Lock()
 
 
 def load_stats() -> dict[str, int]:
@@ -217,14 +221,15 @@ class LlamaCppBackend:
 
     def _llama(self, model: str, path: str, n_ctx: int) -> Any:
         try:
-            return _import_llama_cpp().Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_threads=self._n_threads,
-                n_threads_batch=self._n_threads,
-                n_batch=self._n_batch,
-                verbose=self._verbose,
-            )
+            with _constructing:
+                return _import_llama_cpp().Llama(
+                    model_path=path,
+                    n_ctx=n_ctx,
+                    n_threads=self._n_threads,
+                    n_threads_batch=self._n_threads,
+                    n_batch=self._n_batch,
+                    verbose=self._verbose,
+                )
         except ValueError as exc:  # llama-cpp's way of saying the file did not load
             raise ModelNotAvailable(f"{model}: could not load the GGUF file: {exc}") from exc
 
