@@ -75,7 +75,7 @@ class CatalogEntry:
     hf_file: str | None = None
     hf_size: int | None = None  # figures of the hub file, where known (it differs from PyPI's)
     hf_sha256: str | None = None
-    n_ctx: int = 4096
+    n_ctx: int = 4096  # per sequence; the batcher holds `parallel` of them
     chat: bool = True
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
@@ -118,7 +118,7 @@ CATALOG: dict[str, CatalogEntry] = {
             ),
             hf_repo="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
             hf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-            n_ctx=8192,
+            n_ctx=4096,
             notes="Fast; verbose step-by-step answers.",
             aliases=("qwen-0.5b", "qwen2.5-coder-0.5b"),
         ),
@@ -137,7 +137,7 @@ CATALOG: dict[str, CatalogEntry] = {
             ),
             hf_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
             hf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            n_ctx=8192,
+            n_ctx=4096,
             notes="The strongest of these; about 10 tokens/s on 2 CPU cores.",
             aliases=("qwen-1.5b", "qwen2.5-coder-1.5b"),
         ),
