@@ -21,17 +21,23 @@ from moa.engine import (
 from moa.errors import (
     AgentFailure,
     AggregationError,
+    BackendConnectionError,
     BackendError,
+    BackendTimeout,
+    BadResponse,
     ConfigError,
+    ContextLengthError,
     DeadlineExceeded,
     MissingKeyError,
     MoAError,
     ModelNotAvailable,
     ModelRefError,
     QuorumError,
+    RateLimited,
     RecipeError,
     RunError,
 )
+from moa.limits import LIMITS
 from moa.recipe import AGGREGATE_PROMPT, Agent, Layer, Recipe, load_recipe
 from moa.trace import Call, Trace
 from moa.types import Completion, Delta, Message, Request, Settings, Usage
@@ -40,16 +46,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AGGREGATE_PROMPT",
+    "LIMITS",
     "Agent",
     "AgentFailure",
     "AgentFinished",
     "AgentStarted",
     "AggregationError",
     "Backend",
+    "BackendConnectionError",
     "BackendError",
+    "BackendTimeout",
+    "BadResponse",
     "Call",
     "Completion",
     "ConfigError",
+    "ContextLengthError",
     "DeadlineExceeded",
     "Delta",
     "Event",
@@ -64,6 +75,7 @@ __all__ = [
     "ModelNotAvailable",
     "ModelRefError",
     "QuorumError",
+    "RateLimited",
     "Recipe",
     "RecipeError",
     "Request",

@@ -50,6 +50,16 @@ __all__ = [
 class MoAError(Exception):
     """Root of every exception this library raises on purpose."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickled whole (for process pools): subclasses' __init__ signatures differ
+        return (_rebuild, (type(self), self.args), dict(vars(self)))
+
+
+def _rebuild(cls: type[MoAError], args: tuple[object, ...]) -> MoAError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
 
 class ConfigError(MoAError):
     """A mistake in what the user asked for, found before any model is called."""
@@ -84,9 +94,11 @@ class ModelNotAvailable(ConfigError):
 
 
 class BackendError(MoAError):
-    """A backend call failed. `status` is the HTTP status where there was one."""
+    """A backend call failed. `status` is the HTTP status where there was one; `retry_after`
+    the seconds the server asked us to wait (Retry-After), where it said."""
 
     retryable: bool = False
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -101,15 +113,6 @@ class BackendError(MoAError):
         self.body = body
         self.message = message
         super().__init__(f"{model}: {message}" if model else message)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self.message, self.model, self.status, self.body))
-
-
-def _rebuild(
-    cls: type[BackendError], message: str, model: str, status: int | None, body: str | None
-) -> BackendError:
-    return cls(message, model=model, status=status, body=body)
 
 
 class BackendTimeout(BackendError):

@@ -4,33 +4,107 @@
     LIMITS.configure("together", rpm=600, tpm=180_000, concurrency=8)
 
 A recipe's `providers:` section configures the same registry. Requests and tokens per minute
-are token buckets refilled continuously; a call that would overdraw one waits for it.
+are sliding windows: in any `period` (60 s) at most `rpm` requests start and at most `tpm`
+tokens are booked, so a provider that counts per minute never sees more than it allows; a
+call that would exceed either waits, in order of arrival. The concurrency limit is one
+counter for the whole process, shared by every event loop and thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 import time
-import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 
 @dataclass
-class _Bucket:
-    per_minute: float
-    level: float
-    stamp: float
+class _Window:
+    """At most `limit` units booked in any `period` seconds: a sorted log of (time, amount)."""
 
-    def reserve(self, amount: float, now: float) -> float:
-        """Take `amount` (possibly into debt) and return how long to wait until it is covered."""
-        rate = self.per_minute / 60.0
-        self.level = min(self.per_minute, self.level + (now - self.stamp) * rate)
-        self.stamp = now
-        self.level -= min(amount, self.per_minute)
-        return 0.0 if self.level >= 0 else -self.level / rate
+    limit: float
+    period: float
+    log: list[tuple[float, float]] = field(default_factory=list)
+
+    def when(self, amount: float, now: float) -> float:
+        """The earliest time, not before `now` nor before the latest booking, that fits `amount`.
+
+        An amount above the limit is booked as the whole limit: it waits for an empty window.
+        """
+        amount = min(amount, self.limit)
+        cut = bisect.bisect_right(self.log, (now - self.period, float("inf")))
+        del self.log[:cut]
+        start = max(now, self.log[-1][0]) if self.log else now
+        live = [entry for entry in self.log if entry[0] > start - self.period]
+        used = sum(a for _, a in live)
+        if used + amount <= self.limit:
+            return start
+        for at, booked in live:  # the oldest bookings leave the window first
+            used -= booked
+            if used + amount <= self.limit:
+                return at + self.period
+        return start  # pragma: no cover  (amount <= limit, so the loop always returns)
+
+    def book(self, at: float, amount: float) -> None:
+        bisect.insort(self.log, (at, min(amount, self.limit)))
+
+
+@dataclass
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    granted: bool = False
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Slots:
+    """A counting semaphore shared by every event loop and thread of the process, first come
+    first served. (An asyncio.Semaphore belongs to one loop; `MoA.run` makes its own.)"""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._lock = threading.Lock()
+        self._waiters: deque[_Waiter] = deque()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.used < self.size and not self._waiters:
+                self.used += 1
+                return
+            waiter = _Waiter(loop, loop.create_future())
+            self._waiters.append(waiter)
+        try:
+            await waiter.future
+        except BaseException:
+            with self._lock:
+                granted = waiter.granted
+                if not granted:
+                    self._waiters.remove(waiter)
+            if granted:  # the slot was handed to us as we were cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.granted = True  # the slot passes to the waiter: `used` stays
+                try:
+                    waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                except RuntimeError:  # its event loop is closed: nobody is waiting there
+                    continue
+                return
+            self.used -= 1
 
 
 @dataclass
@@ -40,62 +114,61 @@ class Gate:
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    period: float = 60.0
     clock: Callable[[], float] = time.monotonic
-    _requests: _Bucket | None = None
-    _tokens: _Bucket | None = None
+    _requests: _Window | None = None
+    _tokens: _Window | None = None
+    _slots: _Slots | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = field(
-        default_factory=weakref.WeakKeyDictionary
-    )
 
     def __post_init__(self) -> None:
-        now = self.clock()
         if self.rpm:
-            self._requests = _Bucket(self.rpm, self.rpm, now)
+            self._requests = _Window(self.rpm, self.period)
         if self.tpm:
-            self._tokens = _Bucket(self.tpm, self.tpm, now)
+            self._tokens = _Window(self.tpm, self.period)
+        if self.concurrency:
+            self._slots = _Slots(self.concurrency)
 
     def reserve(self, tokens: int) -> float:
         """Book one request of about `tokens` tokens; return the seconds to wait first."""
         with self._lock:
             now = self.clock()
-            wait = 0.0
+            at = now
             if self._requests is not None:
-                wait = max(wait, self._requests.reserve(1, now))
+                at = max(at, self._requests.when(1, now))
             if self._tokens is not None:
-                wait = max(wait, self._tokens.reserve(tokens, now))
-            return wait
+                at = max(at, self._tokens.when(tokens, now))
+            if self._requests is not None:
+                self._requests.book(at, 1)
+            if self._tokens is not None:
+                self._tokens.book(at, tokens)
+            return at - now
 
     def charge(self, tokens: int) -> None:
         """Book tokens learnt after the call (the answer's), so later calls pay for them."""
         if self._tokens is not None and tokens > 0:
             with self._lock:
-                self._tokens.reserve(tokens, self.clock())
+                self._tokens.book(self.clock(), tokens)
 
-    def _semaphore(self) -> asyncio.Semaphore | None:
-        if not self.concurrency:
-            return None
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(loop)
-        if sem is None:
-            sem = self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
-        return sem
+    @property
+    def in_use(self) -> int:
+        """Calls holding a concurrency slot now (0 when concurrency is unlimited)."""
+        return self._slots.used if self._slots is not None else 0
 
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[float]:
         """Wait for a concurrency slot and the rate budget; yields the seconds waited."""
         start = self.clock()
-        sem = self._semaphore()
-        if sem is not None:
-            await sem.acquire()
+        if self._slots is not None:
+            await self._slots.acquire()
         try:
             wait = self.reserve(tokens)
             if wait > 0:
                 await asyncio.sleep(wait)
             yield self.clock() - start
         finally:
-            if sem is not None:
-                sem.release()
+            if self._slots is not None:
+                self._slots.release()
 
 
 class Limits:
@@ -112,15 +185,19 @@ class Limits:
         rpm: int | None = None,
         tpm: int | None = None,
         concurrency: int | None = None,
+        period: float = 60.0,
     ) -> Gate:
+        """Set the limits of `provider` (`period`: the window of rpm and tpm, in seconds)."""
         current = self._gates.get(provider)
-        if current is not None and (current.rpm, current.tpm, current.concurrency) == (
-            rpm,
-            tpm,
-            concurrency,
-        ):
+        if current is not None and (
+            current.rpm,
+            current.tpm,
+            current.concurrency,
+            current.period,
+        ) == (rpm, tpm, concurrency, period):
             return current  # keep the state of an identical gate
-        gate = self._gates[provider] = Gate(rpm=rpm, tpm=tpm, concurrency=concurrency)
+        gate = Gate(rpm=rpm, tpm=tpm, concurrency=concurrency, period=period)
+        self._gates[provider] = gate
         return gate
 
     def gate(self, provider: str) -> Gate:

@@ -12,7 +12,9 @@ Outcome = Literal["ok", "best_proposal", "error", "running"]
 
 @dataclass(kw_only=True)
 class Attempt:
-    """One try of one model: what went wrong, and how long we waited before the next."""
+    """One try of one model: what went wrong, and how long we waited before the next.
+
+    `queued_s`: time spent waiting for the provider's rate and concurrency limits first."""
 
     model: str
     latency_s: float
@@ -20,6 +22,7 @@ class Attempt:
     error_type: str | None = None
     status: int | None = None
     wait_s: float = 0.0
+    queued_s: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -33,6 +36,7 @@ class Call:
     model: str
     settings: dict[str, Any] = field(default_factory=dict)
     text: str | None = None
+    finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     started_s: float = 0.0

@@ -82,6 +82,15 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def params(self) -> dict[str, Any]:
+        """The fields that are set, as OpenAI-style keyword arguments (`stop` as a list)."""
+        params = self.to_dict()
+        if self.stop:
+            params["stop"] = list(self.stop)
+        else:
+            params.pop("stop", None)
+        return params
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:

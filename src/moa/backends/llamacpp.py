@@ -30,7 +30,7 @@ from moa.errors import (
     MoAError,
     ModelNotAvailable,
 )
-from moa.types import Completion, Delta, Request, Settings, Usage
+from moa.types import Completion, Delta, Request, Usage
 
 __all__ = ["LlamaCppBackend", "load_stats", "loaded_models", "unload_all"]
 
@@ -350,7 +350,7 @@ class LlamaCppBackend:
             # a seeded sampler picks: evaluate the whole prompt afresh to be reproducible
             llm.reset()
         chunks = llm.create_chat_completion(
-            messages=messages, stream=True, **_sampling(request.settings)
+            messages=messages, stream=True, **request.settings.params()
         )
         parts: list[str] = []
         finish: str | None = None
@@ -414,15 +414,3 @@ def _as_list(stop: Any) -> list[str]:
     if not stop:
         return []
     return [stop] if isinstance(stop, str) else [str(s) for s in stop]
-
-
-def _sampling(settings: Settings) -> dict[str, Any]:
-    """llama-cpp's keyword arguments; unset fields keep llama-cpp's defaults."""
-    params: dict[str, Any] = {}
-    for key in ("temperature", "top_p", "max_tokens", "seed"):
-        value = getattr(settings, key)
-        if value is not None:
-            params[key] = value
-    if settings.stop:
-        params["stop"] = list(settings.stop)
-    return params

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -20,9 +22,11 @@ from moa.errors import (
 from moa.types import Completion, Delta, Request, Usage
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+"""Retried statuses; every other 5xx is retried too."""
 _CONTEXT_HINTS = re.compile(
     r"context[_ ]length|context window|maximum context|too many tokens|"
-    r"exceeds? the (?:max|context)|prompt is too long|n_ctx",
+    r"exceeds? the (?:max|context|available context)|available context size|"
+    r"exceed_context_size|prompt is too long|n_ctx",
     re.IGNORECASE,
 )
 
@@ -37,7 +41,11 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
         try:
             value = float(raw)
         except ValueError:
-            continue
+            try:  # an HTTP date
+                when = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                continue
+            return max(when.timestamp() - time.time(), 0.0)
         return value / 1000 if name.endswith("-ms") else value
     return None
 
@@ -49,38 +57,66 @@ def _body_text(body: object) -> str | None:
     return text[:2000]
 
 
-def map_error(exc: Exception, model: str) -> BackendError:
-    """Translate the SDK's exceptions into ours, in this one place."""
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+
+
+def map_error(exc: Exception, model: str, *, secret: str | None = None) -> BackendError:
+    """Translate the SDK's exceptions into ours, in this one place.
+
+    `secret` (the API key) is blanked out of messages and bodies: some servers echo it."""
     if isinstance(exc, BackendError):
         return exc
+    error = _map(exc, model)
+    if secret:
+        error.message = _redact(error.message, secret)
+        error.body = _redact(error.body, secret) if error.body else error.body
+        error.args = tuple(_redact(str(a), secret) for a in error.args)
+    return error
+
+
+def _map(exc: Exception, model: str) -> BackendError:
     if isinstance(exc, openai.APITimeoutError):
         return BackendTimeout("timed out waiting for the endpoint", model=model)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
-        return BackendConnectionError(f"connection failed: {cause}", model=model)
+        detail = str(cause) or type(cause).__name__
+        return BackendConnectionError(f"connection failed: {detail}", model=model)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         body = _body_text(exc.body)
         message = getattr(exc, "message", str(exc))
+        retry_after = _retry_after(exc.response.headers)
         if status == 429:
             return RateLimited(
                 f"rate limited (429): {message}",
                 model=model,
                 body=body,
-                retry_after=_retry_after(exc.response.headers),
+                retry_after=retry_after,
             )
         if status in (400, 413, 422) and _CONTEXT_HINTS.search(f"{message} {body or ''}"):
             return ContextLengthError(
                 f"prompt too long ({status}): {message}", model=model, status=status, body=body
             )
         error = BackendError(f"HTTP {status}: {message}", model=model, status=status, body=body)
-        error.retryable = status in RETRY_STATUSES
+        error.retryable = status in RETRY_STATUSES or status >= 500
+        if error.retryable:
+            error.retry_after = retry_after
         return error
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
         return BadResponse(f"malformed response: {exc}", model=model)
     if isinstance(exc, openai.APIError):
         return BackendConnectionError(f"{type(exc).__name__}: {exc}", model=model)
     return BadResponse(f"{type(exc).__name__}: {exc}", model=model)
+
+
+def _cause(exc: Exception, secret: str | None) -> Exception | None:
+    """The SDK's exception to chain ours to, unless it shows the key (tracebacks print it)."""
+    if secret and len(secret) >= 4:
+        body = getattr(exc, "body", None)
+        if secret in str(exc) or (body is not None and secret in json.dumps(body, default=str)):
+            return None
+    return exc
 
 
 class OpenAICompatBackend:
@@ -119,17 +155,11 @@ class OpenAICompatBackend:
         return f"OpenAICompatBackend(name={self.name!r}, base_url={self.base_url!r})"
 
     def _params(self, request: Request) -> dict[str, Any]:
-        s = request.settings
         params: dict[str, Any] = {
             "model": request.model,
             "messages": [m.to_dict() for m in request.messages],
+            **request.settings.params(),
         }
-        for key in ("temperature", "max_tokens", "top_p", "seed"):
-            value = getattr(s, key)
-            if value is not None:
-                params[key] = value
-        if s.stop:
-            params["stop"] = list(s.stop)
         if request.timeout is not None:
             params["timeout"] = request.timeout
         return params
@@ -138,7 +168,7 @@ class OpenAICompatBackend:
         try:
             response = await self._client.chat.completions.create(**self._params(request))
         except Exception as exc:  # mapped in one place
-            raise map_error(exc, request.model) from exc
+            raise self._error(exc, request.model) from _cause(exc, self._client.api_key)
         if not getattr(response, "choices", None):
             raise BadResponse("the response has no choices", model=request.model)
         choice = response.choices[0]
@@ -158,7 +188,7 @@ class OpenAICompatBackend:
         usage: Usage | None = None
         finish: str | None = None
         try:
-            stream = await self._client.chat.completions.create(**params)
+            stream = await self._open_stream(params)
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
@@ -174,10 +204,27 @@ class OpenAICompatBackend:
         except BackendError:
             raise
         except Exception as exc:
-            raise map_error(exc, request.model) from exc
+            raise self._error(exc, request.model) from _cause(exc, self._client.api_key)
         if finish is None:
             raise BadResponse("the stream ended before the answer finished", model=request.model)
         yield Delta(usage=usage or Usage(), finish_reason=finish)
+
+    async def _open_stream(self, params: dict[str, Any]) -> Any:
+        """Start a stream; a server that refuses `stream_options` is asked again without it."""
+        try:
+            return await self._client.chat.completions.create(**params)
+        except openai.BadRequestError as exc:
+            if (
+                "stream_options" not in params
+                or "stream_options" not in f"{exc.message} {exc.body}"
+            ):
+                raise
+        self._stream_usage = False  # remembered for this endpoint
+        params = {k: v for k, v in params.items() if k != "stream_options"}
+        return await self._client.chat.completions.create(**params)
+
+    def _error(self, exc: Exception, model: str) -> BackendError:
+        return map_error(exc, model, secret=self._client.api_key)
 
     def context_window(self, model: str) -> int | None:
         return self._windows.get(model)
