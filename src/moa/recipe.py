@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from moa.errors import ModelRefError, RecipeError
 from moa.providers import Provider, parse_ref
+from moa.strategies import Strategy
 from moa.types import Settings
 
 AGGREGATE_PROMPT = (
@@ -176,7 +177,7 @@ class Recipe(_Strict):
     retry: Retry = Field(default_factory=Retry)
     on_aggregator_failure: Literal["error", "best_proposal"] = "error"
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
-    strategy: dict[str, Any] = Field(default_factory=dict)
+    strategy: Strategy = Field(default_factory=Strategy)
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +188,11 @@ class Recipe(_Strict):
         else:
             _custom_providers.set({})
         return data
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _no_strategy(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("proposer_defaults", "aggregator_defaults")
     @classmethod
