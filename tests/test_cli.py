@@ -118,3 +118,34 @@ def test_models_list_and_path_of_unknown() -> None:
     unknown = runner.invoke(app, ["models", "path", "qwen-1.5"])
     assert unknown.exit_code == 2
     assert "unknown local model" in unknown.stderr
+
+
+def test_batch_answers_every_item_and_resumes(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "prompt": "first"}\n{"id": "b", "prompt": "second"}\n')
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["batch", str(source), "-o", str(out), "-r", "fake"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = {"a": "first", "b": "second"}
+    assert sorted(r["id"] for r in rows) == ["a", "b"]
+    assert all(r["text"].endswith(expected[r["id"]]) for r in rows)
+    assert all(r["ok"] and r["trace"]["totals"]["calls"] == 4 for r in rows)
+    again = runner.invoke(app, ["batch", str(source), "-o", str(out), "-r", "fake"])
+    assert again.exit_code == 0 and "2 already done" in again.stderr
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_batch_bad_input_names_the_line(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "prompt": "ok"}\n{"id": "b", "prompt": \n')
+    result = runner.invoke(
+        app, ["batch", str(source), "-o", str(tmp_path / "o.jsonl"), "-r", "fake"]
+    )
+    assert result.exit_code == 2
+    assert "line 2: not valid JSON" in result.stderr
+    source.write_text('{"id": "a", "question": "no prompt field"}\n')
+    result = runner.invoke(
+        app, ["batch", str(source), "-o", str(tmp_path / "o.jsonl"), "-r", "fake"]
+    )
+    assert result.exit_code == 2 and "'prompt'" in result.stderr and "--prompt-key" in result.stderr

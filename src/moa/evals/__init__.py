@@ -1,0 +1,1 @@
+"""Evaluation harness: GSM8K accuracy, pairwise preference, MT-Bench, collaborativeness."""

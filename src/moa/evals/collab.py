@@ -1,0 +1,88 @@
+"""Collaborativeness (the paper's Figure 1) on your own models, scored on GSM8K.
+
+For each model M: M alone, and M given the answers of the other models (M aggregating them,
+with the recipe's prompt). The paper found every model improved with the others' answers,
+even weaker ones; this measures whether yours do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from moa.evals.gsm8k import PROMPTS, load_problems, run_variant
+from moa.evals.report import Report, write_report
+from moa.evals.runner import Harness, RecipeLike, Variant, proposers
+from moa.recipe import Agent, Layer, Recipe, load_recipe
+
+__all__ = ["evaluate", "variants_for"]
+
+
+def variants_for(recipe: Recipe, models: Sequence[str] = ()) -> list[tuple[str, Variant, Variant]]:
+    """(model, alone, with the others' answers) for each model of the recipe's first layer,
+    or for `models` (then proposing with the recipe's proposer settings)."""
+    defaults = recipe.defaults("proposer")
+    if models:
+        agents = [Agent(model=m).with_defaults(defaults) for m in models]
+    else:
+        agents = list({a.model: a for a in reversed(proposers(recipe))}.values())[::-1]
+    judge_settings = recipe.defaults("aggregator")
+    out = []
+    for agent in agents:
+        others = [a for a in agents if a.model != agent.model]
+        if not others:
+            continue
+        own = Agent(model=agent.model, system=agent.system).with_defaults(judge_settings)
+        name = agent.model.split(":", 1)[-1]
+        alone = recipe.model_copy(update={"name": f"{name} alone", "layers": (), "aggregator": own})
+        helped = recipe.model_copy(
+            update={
+                "name": f"{name} with the others' answers",
+                "layers": (Layer(agents=tuple(others)),),
+                "aggregator": own,
+            }
+        )
+        out.append(
+            (name, Variant(alone.name, alone, "alone"), Variant(helped.name, helped, "recipe"))
+        )
+    return out
+
+
+async def evaluate(
+    recipe: RecipeLike,
+    harness: Harness,
+    *,
+    models: Sequence[str] = (),
+    data: str | Path | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+    prompt: str = "answer-line",
+) -> Report:
+    problems = load_problems(data, limit=limit, offset=offset)
+    template = PROMPTS.get(prompt, prompt)
+    rows: list[dict[str, Any]] = []
+    for name, alone, helped in variants_for(load_recipe(recipe), models):
+        a = await run_variant(harness, alone, problems, template)
+        h = await run_variant(harness, helped, problems, template)
+        rows.append(
+            {
+                "name": name,
+                "kind": "collab",
+                "n": len(problems),
+                "alone": a["accuracy"],
+                "alone_ci": [a["ci_low"], a["ci_high"]],
+                "with_others": h["accuracy"],
+                "with_others_ci": [h["ci_low"], h["ci_high"]],
+                "alone_tokens": a["tokens"],
+                "with_others_tokens": h["tokens"],
+                "files": [a["file"], h["file"]],
+            }
+        )
+        harness.log(f"{name}: alone {a['accuracy']:.1%}, with the others {h['accuracy']:.1%}")
+    meta = {"benchmark": "collaborativeness on gsm8k", "problems": len(problems), "offset": offset}
+    title = (
+        f"Collaborativeness on GSM8K ({len(problems)} problems): "
+        "each model alone vs given the others' answers"
+    )
+    return write_report(harness.out_dir, Report(title=title, rows=rows, meta=meta, kind="collab"))

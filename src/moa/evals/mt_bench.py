@@ -1,0 +1,208 @@
+"""MT-Bench single-answer grading: two turns per question, each rated 1 to 10 by a judge.
+
+The judge prompts are FastChat's (`single-v1`, `single-v1-multi-turn`, and their `-math-`
+forms with a reference answer for math, reasoning and coding questions), read from
+`moa/evals/data/mt_bench_judge_prompts.jsonl`. A rating is read from `[[N]]` (or `[N]`);
+an unreadable one is left out of the averages and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from moa.evals.data import load_json_or_jsonl, packaged
+from moa.evals.report import Report, write_report
+from moa.evals.runner import Harness, RecipeLike, Variant, call_record, mean_interval, wall_time
+from moa.recipe import load_recipe
+
+__all__ = ["NEEDS_REFERENCE", "evaluate", "load_questions", "parse_rating"]
+
+NEEDS_REFERENCE = ("math", "reasoning", "coding")
+
+
+def parse_rating(text: str | None) -> float | None:
+    """The judge's rating, 1 to 10; None if it gave none."""
+    if not text:
+        return None
+    for pattern in (r"\[\[(\d+\.?\d*)\]\]", r"\[(\d+\.?\d*)\]", r"[Rr]ating:\s*(\d+\.?\d*)"):
+        found = re.findall(pattern, text)
+        if found:
+            value = float(found[-1])
+            if 1 <= value <= 10:
+                return value
+    return None
+
+
+def load_questions(
+    path: str | Path | None = None,
+    references: str | Path | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    categories: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Questions with `turns`, `category` and (for math, reasoning, coding) `reference`."""
+    rows = load_json_or_jsonl(path or packaged("mt_bench_questions.jsonl"))
+    refs = {
+        int(r["question_id"]): r["choices"][0]["turns"]
+        for r in load_json_or_jsonl(references or packaged("mt_bench_reference_gpt4.jsonl"))
+    }
+    items = []
+    for row in rows:
+        if categories and row["category"] not in categories:
+            continue
+        qid = int(row["question_id"])
+        items.append(
+            {
+                "id": str(qid),
+                "category": row["category"],
+                "turns": list(row["turns"]),
+                "reference": refs.get(qid) if row["category"] in NEEDS_REFERENCE else None,
+            }
+        )
+    end = None if limit is None else offset + limit
+    return items[offset:end]
+
+
+def _prompts() -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in load_json_or_jsonl(packaged("mt_bench_judge_prompts.jsonl"))}
+
+
+def judge_messages(item: dict[str, Any], answers: Sequence[str], turn: int) -> list[dict[str, str]]:
+    """The judge's conversation for `turn` (1 or 2), as FastChat builds it."""
+    prompts = _prompts()
+    q, ref = item["turns"], item["reference"]
+    math = ref is not None
+    if turn == 1:
+        spec = prompts["single-math-v1" if math else "single-v1"]
+        fields = {"question": q[0], "answer": answers[0]}
+        if math:
+            fields["ref_answer_1"] = ref[0]
+    else:
+        spec = prompts["single-math-v1-multi-turn" if math else "single-v1-multi-turn"]
+        fields = {
+            "question_1": q[0],
+            "question_2": q[1],
+            "answer_1": answers[0],
+            "answer_2": answers[1],
+        }
+        if math:
+            fields["ref_answer_1"], fields["ref_answer_2"] = ref[0], ref[1]
+    return [
+        {"role": "system", "content": str(spec["system_prompt"])},
+        {"role": "user", "content": str(spec["prompt_template"]).format(**fields)},
+    ]
+
+
+async def evaluate(
+    recipes: Sequence[RecipeLike],
+    harness: Harness,
+    *,
+    judge: str,
+    questions: str | Path | None = None,
+    references: str | Path | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    categories: Sequence[str] = (),
+    judge_max_tokens: int = 1024,
+) -> Report:
+    """Answer both turns of each question with each recipe; the judge rates each turn."""
+    items = load_questions(questions, references, limit=limit, offset=offset, categories=categories)
+    rows = []
+    for source in recipes:
+        recipe = load_recipe(source)
+        variant = Variant(recipe.name, recipe, "recipe")
+
+        async def work(moa: Any, item: dict[str, Any]) -> dict[str, Any]:
+            conversation: list[dict[str, str]] = []
+            answers: list[str] = []
+            tokens_in = tokens_out = 0
+            seconds = wall = 0.0
+            traces = []
+            cached = 0
+            for question in item["turns"][:2]:
+                conversation.append({"role": "user", "content": question})
+                result, cost, took = await harness.answer(moa, conversation)
+                wall += took
+                cached += cost.cached_calls
+                answers.append(result.text)
+                conversation.append({"role": "assistant", "content": result.text})
+                tokens_in += cost.input_tokens
+                tokens_out += cost.output_tokens
+                seconds += cost.seconds
+                traces.append(result.trace.to_dict())
+            ratings: list[float | None] = []
+            calls = []
+            for turn in (1, 2)[: len(answers)]:
+                call, _ = await harness.judge(
+                    judge, judge_messages(item, answers, turn), max_tokens=judge_max_tokens
+                )
+                ratings.append(parse_rating(call.text))
+                calls.append(call_record(call))
+            return {
+                "category": item["category"],
+                "answers": answers,
+                "ratings": ratings,
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "seconds": round(seconds, 3),
+                "wall_s": round(wall, 3),
+                "cached_calls": cached,
+                "judge_calls": calls,
+                "traces": traces,
+            }
+
+        records, _ = await harness.run(variant, items, work, extra_models=[judge])
+        rows.append(summarize(variant, records, len(items)))
+    meta = {
+        "benchmark": "mt-bench",
+        "judge": judge,
+        "questions": len(items),
+        "categories": sorted({i["category"] for i in items}),
+        "judge_prompts": "FastChat single-v1 / single-math-v1 (+ multi-turn), GPT-4 references",
+    }
+    title = f"MT-Bench on {len(items)} questions, judged by {judge}"
+    return write_report(harness.out_dir, Report(title=title, rows=rows, meta=meta, kind="score"))
+
+
+def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> dict[str, Any]:
+    ok = [r for r in records if r.get("ok")]
+    turns: list[list[float]] = [[], []]
+    by_category: dict[str, list[float]] = {}
+    unparsed = 0
+    for r in ok:
+        for t, rating in enumerate(r["ratings"]):
+            if rating is None:
+                unparsed += 1
+                continue
+            turns[t].append(rating)
+            by_category.setdefault(r["category"], []).append(rating)
+    every = turns[0] + turns[1]
+    score, lo, hi = mean_interval(every)
+    per = max(len(ok), 1)
+    wall, timed = wall_time(ok)
+
+    def avg(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else 0.0
+
+    return {
+        "name": variant.name,
+        "kind": variant.kind,
+        "n": n,
+        "score": score,
+        "ci_low": lo,
+        "ci_high": hi,
+        "turn1": avg(turns[0]),
+        "turn2": avg(turns[1]),
+        "categories": {k: avg(v) for k, v in sorted(by_category.items())},
+        "unparsed": unparsed,
+        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in ok) / per,
+        "call_seconds": sum(r["seconds"] for r in ok) / per,
+        "wall": wall,
+        "timed": timed,
+        "errors": n - len(ok),
+        "file": f"runs/{variant.file}",
+    }

@@ -1,0 +1,219 @@
+"""AlpacaEval-style pairwise preference of a recipe's answers over reference outputs.
+
+The judge sees every pair twice, the recipe's answer first and then second, so a judge that
+prefers a position cancels out: a question scores 1 when the recipe's answer wins both times,
+0.5 when the verdicts split or tie, 0 when it loses both. The win rate is the mean score.
+
+Length control: judges favour longer answers. We fit p(win) = sigmoid(a + b * d), with
+d = tanh((len(answer) - len(reference)) / sd) the scaled length difference (as AlpacaEval 2.0
+does), by L2-regularised logistic regression on the per-question scores, and report sigmoid(a):
+the predicted win rate at equal length. This is a one-judge, one-model simplification of
+AlpacaEval's GLM (which also models instruction difficulty): a guide, not its number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from moa.evals.data import load_json_or_jsonl, packaged
+from moa.evals.report import Report, write_report
+from moa.evals.runner import Harness, RecipeLike, Variant, call_record, mean_interval, wall_time
+from moa.recipe import load_recipe
+
+__all__ = ["JUDGE_PROMPTS", "evaluate", "length_controlled", "load_pairs", "parse_verdict"]
+
+BRIEF_SYSTEM = (
+    "You compare two answers to the same question and say which is better: more helpful, "
+    'accurate and relevant. Reply with "[[A]]" if answer A is better, "[[B]]" if answer B is '
+    'better, or "[[C]]" for a tie. Reply with the verdict only.'
+)
+
+
+def _fastchat(name: str) -> tuple[str, str]:
+    for row in load_json_or_jsonl(packaged("mt_bench_judge_prompts.jsonl")):
+        if row["name"] == name:
+            return str(row["system_prompt"]), str(row["prompt_template"])
+    raise KeyError(name)
+
+
+def judge_prompt(style: str) -> tuple[str, str]:
+    """(system, template with {question}, {answer_a}, {answer_b}) of a judge prompt style."""
+    if style == "brief":
+        return BRIEF_SYSTEM, _fastchat("pair-v2")[1]
+    return _fastchat(style)
+
+
+JUDGE_PROMPTS = ("pair-v2", "brief")
+"""'pair-v2' is FastChat's pairwise judge (an explanation, then [[A]]/[[B]]/[[C]]); 'brief' asks
+for the verdict only, for small or slow judges."""
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """'A', 'B' or 'C' (tie) from a judge's reply; None when it cannot be read."""
+    if not text:
+        return None
+    found = re.findall(r"\[\[\s*([ABC])\s*\]\]", text)
+    if found:
+        return str(found[-1])
+    bare = re.match(r"\W*(?:assistant\s+|answer\s+|output\s+)?([AB])\b", text, re.IGNORECASE)
+    if bare:
+        return bare.group(1).upper()
+    if re.search(r"\btie\b", text, re.IGNORECASE):
+        return "C"
+    return None
+
+
+def load_pairs(
+    path: str | Path, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Reference outputs in AlpacaEval's format: `instruction`, `output` (and `generator`)."""
+    rows = load_json_or_jsonl(path)
+    items = []
+    for i, row in enumerate(rows):
+        if "instruction" not in row or "output" not in row:
+            raise ValueError(f"{path}: item {i} needs 'instruction' and 'output'")
+        items.append(
+            {
+                "id": str(row.get("id", i)),
+                "instruction": str(row["instruction"]),
+                "reference": str(row["output"]),
+                "generator": str(row.get("generator", "reference")),
+            }
+        )
+    end = None if limit is None else offset + limit
+    return items[offset:end]
+
+
+def length_controlled(
+    scores: Sequence[float], ours: Sequence[int], theirs: Sequence[int], l2: float = 1.0
+) -> float:
+    """The win rate (0-1) predicted at equal length; see the module docstring."""
+    n = len(scores)
+    if n == 0:
+        return 0.0
+    diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / n) or 1.0
+    xs = [math.tanh(d / sd) for d in diffs]
+    a = b = 0.0
+    for _ in range(100):  # Newton steps on the penalised log-likelihood (b only is penalised)
+        ps = [1 / (1 + math.exp(-(a + b * x))) for x in xs]
+        ga = sum(y - p for y, p in zip(scores, ps, strict=True))
+        gb = sum((y - p) * x for y, p, x in zip(scores, ps, xs, strict=True)) - l2 * b
+        w = [p * (1 - p) for p in ps]
+        haa = sum(w) + 1e-9
+        hab = sum(wi * x for wi, x in zip(w, xs, strict=True))
+        hbb = sum(wi * x * x for wi, x in zip(w, xs, strict=True)) + l2
+        det = haa * hbb - hab * hab
+        if det <= 0:
+            break
+        da = (hbb * ga - hab * gb) / det
+        db = (haa * gb - hab * ga) / det
+        a, b = max(min(a + da, 20.0), -20.0), b + db
+        if abs(da) + abs(db) < 1e-9:
+            break
+    return 1 / (1 + math.exp(-a))
+
+
+async def evaluate(
+    recipes: Sequence[RecipeLike],
+    harness: Harness,
+    *,
+    against: str | Path,
+    judge: str,
+    limit: int | None = 20,
+    offset: int = 0,
+    judge_prompt_style: str = "pair-v2",
+    judge_max_tokens: int = 512,
+) -> Report:
+    """Each recipe against the reference outputs, judged both ways round."""
+    items = load_pairs(against, limit=limit, offset=offset)
+    system, template = judge_prompt(judge_prompt_style)
+    rows = []
+    for source in recipes:
+        recipe = load_recipe(source)
+        variant = Variant(recipe.name, recipe, "recipe")
+
+        async def work(moa: Any, item: dict[str, Any]) -> dict[str, Any]:
+            result, cost, wall = await harness.answer(moa, item["instruction"])
+            ours, theirs = result.text, item["reference"]
+            verdicts: list[dict[str, Any]] = []
+            calls: list[dict[str, Any]] = []
+            judge_tokens = 0  # the evaluation's cost, not the recipe's
+            for ours_first in (True, False):
+                a, b = (ours, theirs) if ours_first else (theirs, ours)
+                user = template.format(question=item["instruction"], answer_a=a, answer_b=b)
+                call, judged = await harness.judge(
+                    judge,
+                    [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                    max_tokens=judge_max_tokens,
+                )
+                verdict = parse_verdict(call.text)
+                win = "A" if ours_first else "B"
+                lose = "B" if ours_first else "A"
+                score = 1.0 if verdict == win else 0.0 if verdict == lose else 0.5
+                verdicts.append({"ours_first": ours_first, "verdict": verdict, "score": score})
+                calls.append(call_record(call))
+                judge_tokens += judged.input_tokens + judged.output_tokens
+            return {
+                "text": ours,
+                "score": sum(v["score"] for v in verdicts) / 2,
+                "verdicts": verdicts,
+                "unparsed": sum(1 for v in verdicts if v["verdict"] is None),
+                "length": len(ours),
+                "reference_length": len(theirs),
+                "input_tokens": cost.input_tokens,
+                "output_tokens": cost.output_tokens,
+                "seconds": cost.seconds,
+                "wall_s": round(wall, 3),
+                "cached_calls": cost.cached_calls,
+                "judge_calls": calls,
+                "judge_tokens": judge_tokens,
+                "trace": result.trace.to_dict(),
+            }
+
+        records, _ = await harness.run(variant, items, work, extra_models=[judge])
+        rows.append(summarize(variant, records, len(items)))
+    meta = {
+        "benchmark": "pairwise",
+        "against": str(against),
+        "judge": judge,
+        "judge_prompt": judge_prompt_style,
+        "items": len(items),
+        "offset": offset,
+        "length_control": "logistic on tanh-scaled length difference; see docs/evaluation.md",
+    }
+    title = f"Pairwise preference against {Path(against).name}, judged by {judge}"
+    return write_report(harness.out_dir, Report(title=title, rows=rows, meta=meta, kind="winrate"))
+
+
+def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> dict[str, Any]:
+    ok = [r for r in records if r.get("ok")]
+    scores = [float(r["score"]) for r in ok]
+    mean, lo, hi = mean_interval(scores)
+    per = max(len(ok), 1)
+    wall, timed = wall_time(ok)
+    lc = length_controlled(scores, [r["length"] for r in ok], [r["reference_length"] for r in ok])
+    ref_len = sum(r["reference_length"] for r in ok) or 1
+    return {
+        "name": variant.name,
+        "kind": variant.kind,
+        "n": n,
+        "answered": len(ok),
+        "win_rate": 100 * mean,
+        "ci_low": 100 * max(lo, 0.0),
+        "ci_high": 100 * min(hi, 1.0),
+        "lc_win_rate": 100 * lc if ok else 0.0,
+        "length_ratio": sum(r["length"] for r in ok) / ref_len,
+        "unparsed": sum(int(r["unparsed"]) for r in ok),
+        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in ok) / per,
+        "call_seconds": sum(r["seconds"] for r in ok) / per,
+        "wall": wall,
+        "timed": timed,
+        "errors": n - len(ok),
+        "file": f"runs/{variant.file}",
+    }
