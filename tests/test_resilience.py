@@ -880,6 +880,10 @@ def test_closing_the_sync_stream_cancels_every_call(server: FaultServer) -> None
     with make(server, [["faulty:a", "faulty:b"]], "faulty:agg", timeout=10) as moa:
         events = moa.stream("hi")
         next(e for e in events if isinstance(e, AgentFinished))
+        for _ in range(500):  # on a busy machine b's request may not have reached the server yet
+            if server.requests("b"):
+                break
+            time.sleep(0.01)
         events.close()  # type: ignore[attr-defined]
     assert server.wait_idle()
     assert server.requests("b")[0].disconnected
