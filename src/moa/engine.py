@@ -118,10 +118,7 @@ def _overrides(
 # prompt building ----------------------------------------------------------------------------
 def references_block(prompt: str, references: Sequence[str]) -> str:
     """The aggregate prompt with the numbered answers, as the paper's code writes them."""
-    numbered = "".join(f"\n{i}. {text}" for i, text in enumerate(references, 1))
-    if "{responses}" in prompt:
-        return prompt.replace("{responses}", numbered.lstrip("\n"))
-    return prompt + numbered
+    return strat.numbered(prompt, references)
 
 
 def add_system(messages: Sequence[Message], text: str, *, first: bool = False) -> list[Message]:

@@ -189,7 +189,8 @@ class Strategy(_Strict):
 
 # prompts -------------------------------------------------------------------------------------
 def numbered(prompt: str, references: Sequence[str]) -> str:
-    """The prompt with the numbered answers (as `moa.engine.references_block` writes them)."""
+    """The prompt with the numbered answers, as the paper's code writes them: `{responses}` in
+    the prompt is replaced by them, else they follow it."""
     block = "".join(f"\n{i}. {text}" for i, text in enumerate(references, 1))
     if "{responses}" in prompt:
         return prompt.replace("{responses}", block.lstrip("\n"))
