@@ -398,3 +398,36 @@ def test_answer_pattern() -> None:
     read = s.read()
     assert read("blah\nVerdict: Yes\n") == "yes"
     assert read("nothing") is None
+
+
+# the built-in local recipe (Self-MoA with a majority early stop), on fakes ------------------
+@pytest.mark.parametrize(
+    ("samples", "aggregated"),
+    [
+        (["17 * 23 = 391.\nAnswer: 391", "The answer is 391.", "Answer: 401"], False),
+        (["Answer: 391", "Answer: 401", "Answer: 411"], True),  # no two agree
+        (["391, the product", "391.", "Answer: 391"], True),  # prose has no explicit answer
+    ],
+)
+def test_the_local_recipe_aggregates_only_without_a_majority(
+    samples: list[str], aggregated: bool
+) -> None:
+    recipe = load_recipe("local").dry_run()
+    model = recipe.aggregator.model.split(":", 1)[1]
+
+    def answer(request: Any) -> str:
+        if request.messages[0].role == "system":
+            return "synthesis"
+        return samples[request.settings.seed]
+
+    fake = FakeBackend().respond(model, answer)
+    result = MoA(recipe, backends={"fake": fake}).run("What is 17 * 23?")
+    roles = [c.role for c in result.trace.calls]
+    assert roles.count("proposer") == 3
+    seeds = sorted(r.settings.seed for _, r in fake.calls if r.messages[0].role == "user")
+    assert seeds == [0, 1, 2]
+    if aggregated:
+        assert roles.count("aggregator") == 1 and result.text == "synthesis"
+    else:
+        assert "aggregator" not in roles and result.text == samples[0]
+        assert "agree (2 of 3 on 391)" in " ".join(result.trace.notes)
