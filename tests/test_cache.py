@@ -38,6 +38,8 @@ def test_the_key() -> None:
     assert base != request_key("openai", req(temperature=0))
     assert base != request_key("local", req("other", temperature=0))
     assert base != request_key("local", req(temperature=0, max_tokens=5))
+    assert base == request_key("local", req(temperature=0.0))  # an agent's 0.0, a default's 0
+    assert base != request_key("local", req(temperature=0.5))
     assert base != request_key("local", req(model="n", temperature=0))
     # a GGUF file counts by its name, wherever the model cache is
     a = request_key("local", req(model="/home/a/.cache/moa/models/x.gguf", temperature=0))

@@ -117,6 +117,27 @@ async def test_vote_tie_breaks_by_order_and_unreadable_answers_do_not_vote() -> 
     assert "vote: no answer could be read" in result.trace.notes
 
 
+async def test_a_vote_on_prose_can_fall_back_to_the_synthesis() -> None:
+    fake = FakeBackend()
+    answers(fake, "a poem", "another poem", "Answer: 3")
+    fake.enqueue("agg", "the synthesis")
+    result = await make(fake, {"final": "vote", "unread": "synthesize"}).arun("q")
+    assert result.text == "Answer: 3"  # one readable answer is a vote
+    assert fake.requests("agg") == []
+    answers(fake, "a poem", "another poem", "a third")
+    result = await make(fake, {"final": "vote", "unread": "synthesize"}).arun("q")
+    assert result.text == "the synthesis"
+    (call,) = fake.requests("agg")
+    assert call.messages[0].content == references_block(
+        AGGREGATE_PROMPT, ["a poem", "another poem", "a third"]
+    )
+    assert "vote: no answer could be read; synthesising" in result.trace.notes
+    with pytest.raises(RecipeError, match="unread: synthesize is for final: vote"):
+        load_recipe(
+            {"layers": [["fake:a"]], "aggregator": "fake:b", "strategy": {"unread": "synthesize"}}
+        )
+
+
 def test_votes_as_evidence_exact_text() -> None:
     refs = ["x\nAnswer: 72", "y\nAnswer: 68", "z\nAnswer: 72"]
     block = aggregate_block(AGGREGATE_PROMPT, refs, Strategy(evidence="votes"))
@@ -400,17 +421,21 @@ def test_answer_pattern() -> None:
     assert read("nothing") is None
 
 
-# the built-in local recipe (Self-MoA with a majority early stop), on fakes ------------------
+# the built-in local recipe: four answers of one model, a vote, a synthesis for prose ---------
 @pytest.mark.parametrize(
-    ("samples", "aggregated"),
+    ("greedy", "samples", "expected"),
     [
-        (["17 * 23 = 391.\nAnswer: 391", "The answer is 391.", "Answer: 401"], False),
-        (["Answer: 391", "Answer: 401", "Answer: 411"], True),  # no two agree
-        (["391, the product", "391.", "Answer: 391"], True),  # prose has no explicit answer
+        # the majority wins over the greedy answer
+        ("Answer: 401", ["17 * 23 = 391.\nAnswer: 391", "The answer is 391.", "Answer: 411"], 1),
+        # no majority: a tie goes to the greedy answer, which comes first
+        ("Answer: 391", ["Answer: 401", "Answer: 411", "Answer: 421"], 0),
+        ("Answer: 391", ["Answer: 401", "Answer: 401", "Answer: 391"], 0),
+        # prose gives no vote ("391." is not an explicit answer): the paper's synthesis
+        ("391, the product", ["391.", "It is 391", "Seventeen times 23 is 391"], None),
     ],
 )
-def test_the_local_recipe_aggregates_only_without_a_majority(
-    samples: list[str], aggregated: bool
+def test_the_local_recipe_votes_and_synthesises_only_prose(
+    greedy: str, samples: list[str], expected: int | None
 ) -> None:
     recipe = load_recipe("local").dry_run()
     model = recipe.aggregator.model.split(":", 1)[1]
@@ -418,16 +443,19 @@ def test_the_local_recipe_aggregates_only_without_a_majority(
     def answer(request: Any) -> str:
         if request.messages[0].role == "system":
             return "synthesis"
+        if request.settings.seed is None:
+            assert request.settings.temperature == 0
+            return greedy
         return samples[request.settings.seed]
 
     fake = FakeBackend().respond(model, answer)
     result = MoA(recipe, backends={"fake": fake}).run("What is 17 * 23?")
     roles = [c.role for c in result.trace.calls]
-    assert roles.count("proposer") == 3
-    seeds = sorted(r.settings.seed for _, r in fake.calls if r.messages[0].role == "user")
+    assert roles.count("proposer") == 4
+    seeds = sorted(r.settings.seed for _, r in fake.calls if r.settings.seed is not None)
     assert seeds == [0, 1, 2]
-    if aggregated:
+    if expected is None:
         assert roles.count("aggregator") == 1 and result.text == "synthesis"
     else:
-        assert "aggregator" not in roles and result.text == samples[0]
-        assert "agree (2 of 3 on 391)" in " ".join(result.trace.notes)
+        assert "aggregator" not in roles
+        assert result.text == [greedy, *samples][expected]

@@ -100,7 +100,11 @@ def request_key(namespace: str, request: Request) -> str:
         "ns": namespace,
         "model": model_id(request.model),
         "messages": [[m.role, m.content] for m in request.messages],
-        "settings": request.settings.to_dict(),
+        # temperature 0 and 0.0 are one request: integral floats are written as integers
+        "settings": {
+            k: int(v) if isinstance(v, float) and v.is_integer() else v
+            for k, v in request.settings.to_dict().items()
+        },
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -549,6 +549,9 @@ class MoA:
             note = f"the answers agree ({t.votes} of {t.total} on {t.winner}): no aggregation"
             return self._pick(run, texts[t.index], note)
         if strategy.final == "vote":
+            if t.index is None and strategy.unread == "synthesize":
+                run.trace.notes.append("vote: no answer could be read; synthesising")
+                return None
             if t.index is None:
                 return self._pick(run, texts[0], "vote: no answer could be read")
             note = f"vote: {t.winner} with {t.votes} of {t.total}"

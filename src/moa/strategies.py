@@ -138,6 +138,9 @@ class Strategy(_Strict):
     early_stop: EarlyStop | None = None
     drop_unanswered: bool = False
     """Drop answers with no readable final answer (keeping at least one)."""
+    unread: Literal["first", "synthesize"] = "first"
+    """final: vote, when no final answer can be read (prose): return the first answer, or let
+    the aggregator synthesise them as in the paper."""
     answer: Literal["number", "strict", "text"] = "number"
     """How a final answer is read: `number` (an answer line, else the last number), `strict`
     (an explicit answer line or \\boxed{} only: prose gives no vote), `text` (the last line)."""
@@ -167,6 +170,8 @@ class Strategy(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Strategy:
+        if self.unread == "synthesize" and self.final != "vote":
+            raise ValueError(f"unread: synthesize is for final: vote, not {self.final}")
         if self.final != "synthesize" and self.seq is not None:
             raise ValueError(
                 f"seq aggregates in rounds; it needs final: synthesize, not {self.final}"
