@@ -16,10 +16,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE  # llama.cpp's threads must not spin on a busy machine
 N=${N:-100}
-N_AGG=${N_AGG:-50}  # the paper's synthesis rows, the slowest (an aggregator call per problem)
-T=${T:-4}
+N_AGG=${N_AGG:-20}  # the paper's synthesis rows, the slowest (an aggregator call per problem)
+N_HELD=${N_HELD:-20}  # problems 100.. : a check of the chosen recipe on problems not used to choose it
+T=${T:-3}
 OUT=${OUT:-benchmarks/results/gsm8k}
 OUT_TIME=${OUT_TIME:-benchmarks/results/gsm8k-time}
+OUT_HELD=${OUT_HELD:-benchmarks/results/gsm8k-heldout}
 R=benchmarks/recipes
 MOA=${MOA:-.venv/bin/moa}
 run() {
@@ -27,8 +29,10 @@ run() {
   shift
   "$MOA" eval gsm8k --limit "$n" --out "$OUT" --no-progress "$@" || echo "FAILED: $*" >&2
 }
-timed() {
-  "$MOA" eval gsm8k --limit "$T" --out "$OUT_TIME" --no-cache --concurrency 1 --no-progress "$@" \
+timed() {  # N_PROBLEMS RECIPES...
+  local n=$1
+  shift
+  "$MOA" eval gsm8k --limit "$n" --out "$OUT_TIME" --no-cache --concurrency 1 --no-progress "$@" \
     || echo "FAILED: $*" >&2
 }
 
@@ -42,6 +46,11 @@ run "$N" -r local --variants recipe
 # 3. the paper's synthesis: MoA of the three models, Self-MoA of three samples
 run "$N_AGG" -r $R/mix.yaml --variants recipe
 run "$N_AGG" -r $R/self-moa.yaml --variants recipe
-# 4. wall time per question, uncached, one at a time
-timed -r $R/qwen1.5b-greedy.yaml -r local -r $R/mix.yaml -r $R/self-moa.yaml --variants recipe
-timed -r $R/self-moa.yaml --variants vote
+# 4. the chosen recipe on problems that did not choose it (the greedy answers are its own)
+"$MOA" eval gsm8k --offset 100 --limit "$N_HELD" --out "$OUT_HELD" --no-progress -r local \
+  -r $R/qwen1.5b-greedy.yaml --variants recipe
+"$MOA" eval gsm8k --offset 100 --limit "$N_HELD" --out "$OUT_HELD" --no-progress \
+  -r $R/self-moa.yaml --variants alone,vote
+# 5. wall time per question, uncached, one at a time
+timed "$T" -r $R/qwen1.5b-greedy.yaml -r local --variants recipe
+
