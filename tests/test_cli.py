@@ -51,6 +51,17 @@ def test_show_layers_prints_every_agent() -> None:
     assert "[alpha] answer to: hello" in result.stderr
 
 
+def test_show_layers_says_how_the_answer_was_decided(tmp_path: Path) -> None:
+    recipe = tmp_path / "vote.yaml"
+    recipe.write_text(
+        "layers: [[fake:a, fake:b, fake:c]]\naggregator: fake:agg\nstrategy: {final: vote}\n"
+    )
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--show-layers", "2 + 2?"])
+    assert result.exit_code == 0, result.output
+    # the fake answers repeat the prompt: the last number of each is 2
+    assert result.stderr.rstrip().endswith("vote: 2 with 3 of 3")
+
+
 def test_stdin_prompt() -> None:
     result = runner.invoke(app, ["ask", "-r", "fake", "-"], input="from stdin\n")
     assert result.exit_code == 0

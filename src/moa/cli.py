@@ -98,9 +98,10 @@ def _print_event(event: Event, show_layers: bool) -> None:
 def _summary(moa_result: Any) -> str:
     totals = moa_result.trace.totals()
     note = " · best proposal (the aggregator failed)" if moa_result.best_proposal else ""
+    decided = "".join(f"\n{line}" for line in moa_result.trace.notes)  # e.g. how a vote went
     return (
         f"{totals.calls} calls · {totals.input_tokens} in / {totals.output_tokens} out tokens · "
-        f"{totals.latency_s:.1f}s{note}"
+        f"{totals.latency_s:.1f}s{note}{decided}"
     )
 
 
