@@ -430,11 +430,13 @@ def test_answer_pattern() -> None:
         # no majority: a tie goes to the greedy answer, which comes first
         ("Answer: 391", ["Answer: 401", "Answer: 411", "Answer: 421"], 0),
         ("Answer: 391", ["Answer: 401", "Answer: 401", "Answer: 391"], 0),
-        # prose gives no vote ("391." is not an explicit answer): the paper's synthesis
-        ("391, the product", ["391.", "It is 391", "Seventeen times 23 is 391"], None),
+        # a bare number is a final answer too
+        ("It is 411", ["391.", "17 * 23 = 391", "Seventeen times 23 is 391"], 1),
+        # no number anywhere: nothing to vote on, the paper's synthesis
+        ("A poem.", ["Waves.", "The sea, at dusk.", "Salt and wind"], None),
     ],
 )
-def test_the_local_recipe_votes_and_synthesises_only_prose(
+def test_the_local_recipe_votes_and_synthesises_only_without_numbers(
     greedy: str, samples: list[str], expected: int | None
 ) -> None:
     recipe = load_recipe("local").dry_run()
