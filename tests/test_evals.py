@@ -422,3 +422,15 @@ async def test_mt_bench_with_smollm2_as_judge(tmp_path: Path, smollm2_path: Path
     assert len(record["ratings"]) == 2 and len(record["judge_calls"]) == 2
     assert report.files["md"].exists()
     await h.aclose()
+
+
+def test_a_result_file_is_named_by_what_the_recipe_does() -> None:
+    from moa.evals.runner import recipe_key
+
+    base = {"layers": [["fake:a", "fake:b"]], "aggregator": "fake:c"}
+    key = recipe_key(load_recipe(base))
+    # defaults spelt out, a name, a description: the same recipe, the same results
+    same = {**base, "name": "x", "description": "y", "strategy": {"final": "synthesize"}}
+    assert recipe_key(load_recipe(same)) == key
+    assert recipe_key(load_recipe({**base, "strategy": {"final": "vote"}})) != key
+    assert recipe_key(load_recipe({**base, "aggregator": "fake:d"})) != key

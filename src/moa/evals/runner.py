@@ -80,8 +80,9 @@ def slug(text: str) -> str:
 
 
 def recipe_key(recipe: Recipe) -> str:
-    """A short hash of what a recipe does (name and description aside)."""
-    data = recipe.model_dump(mode="json", exclude={"name", "description"})
+    """A short hash of what a recipe does (name and description aside). Settings left at their
+    defaults are not part of it, so a new setting does not orphan results made before it."""
+    data = recipe.model_dump(mode="json", exclude={"name", "description"}, exclude_defaults=True)
     text = json.dumps(data, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
