@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE  # llama.cpp's threads must not spin on a busy machine
 N=${N:-100}
 N_AGG=${N_AGG:-20}  # the paper's synthesis rows, the slowest (an aggregator call per problem)
-N_HELD=${N_HELD:-20}  # problems 100.. : a check of the chosen recipe on problems not used to choose it
+N_HELD=${N_HELD:-15}  # problems 100.. : a check of the chosen recipe on problems not used to choose it
 T=${T:-3}
 OUT=${OUT:-benchmarks/results/gsm8k}
 OUT_TIME=${OUT_TIME:-benchmarks/results/gsm8k-time}

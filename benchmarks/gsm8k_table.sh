@@ -19,6 +19,6 @@ ALL=(-r $R/mix.yaml -r $R/self-moa.yaml -r $R/qwen1.5b-greedy.yaml
 report 100 "$OUT" gsm8k-local-100 "${ALL[@]}"
 N_AGG=${N_AGG:-20}
 report "$N_AGG" "$OUT" gsm8k-local-first-$N_AGG "${ALL[@]}"
-.venv/bin/moa eval gsm8k --report-only --offset 100 --limit "${N_HELD:-20}" --out "$OUT_HELD" \
+.venv/bin/moa eval gsm8k --report-only --offset 100 --limit "${N_HELD:-15}" --out "$OUT_HELD" \
   --variants alone,vote,recipe -r $R/self-moa.yaml -r $R/qwen1.5b-greedy.yaml -r local
 cp "$OUT_HELD/report.md" benchmarks/gsm8k-local-heldout.md
