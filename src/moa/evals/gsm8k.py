@@ -20,9 +20,9 @@ from moa.evals.runner import (
     RecipeLike,
     Variant,
     agent_label,
+    cost_columns,
     proposers,
     single,
-    wall_time,
     wilson,
 )
 from moa.extract import extract_number
@@ -133,23 +133,13 @@ def summarize(
     # scored again from the text, so every row uses the same (current) extraction
     correct = sum(1 for r in ok if score(r.get("text"), r.get("gold"))[1])
     lo, hi = wilson(correct, n)
-    per = max(len(ok), 1)
-    wall, timed = wall_time(ok if timing is None else timing)
     return {
-        "name": variant.name,
-        "kind": variant.kind,
-        "n": n,
+        **cost_columns(variant, ok, n, timing),
         "correct": correct,
         "accuracy": correct / n if n else 0.0,
         "ci_low": lo,
         "ci_high": hi,
-        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in ok) / per,
-        "output_tokens": sum(r["output_tokens"] for r in ok) / per,
-        "call_seconds": sum(r["seconds"] for r in ok) / per,
-        "errors": n - len(ok),
-        "wall": wall,
-        "timed": timed,
-        "file": f"runs/{variant.file}",
+        "output_tokens": sum(r["output_tokens"] for r in ok) / max(len(ok), 1),
         "recipe": variant.recipe.model_dump(mode="json", exclude_defaults=True),
     }
 

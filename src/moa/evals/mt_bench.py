@@ -15,7 +15,14 @@ from typing import Any
 
 from moa.evals.data import load_json_or_jsonl, packaged
 from moa.evals.report import Report, write_report
-from moa.evals.runner import Harness, RecipeLike, Variant, call_record, mean_interval, wall_time
+from moa.evals.runner import (
+    Harness,
+    RecipeLike,
+    Variant,
+    call_record,
+    cost_columns,
+    mean_interval,
+)
 from moa.recipe import load_recipe
 
 __all__ = ["NEEDS_REFERENCE", "evaluate", "load_questions", "parse_rating"]
@@ -182,16 +189,12 @@ def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> di
             by_category.setdefault(r["category"], []).append(rating)
     every = turns[0] + turns[1]
     score, lo, hi = mean_interval(every)
-    per = max(len(ok), 1)
-    wall, timed = wall_time(ok)
 
     def avg(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else 0.0
 
     return {
-        "name": variant.name,
-        "kind": variant.kind,
-        "n": n,
+        **cost_columns(variant, ok, n),
         "score": score,
         "ci_low": lo,
         "ci_high": hi,
@@ -199,10 +202,4 @@ def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> di
         "turn2": avg(turns[1]),
         "categories": {k: avg(v) for k, v in sorted(by_category.items())},
         "unparsed": unparsed,
-        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in ok) / per,
-        "call_seconds": sum(r["seconds"] for r in ok) / per,
-        "wall": wall,
-        "timed": timed,
-        "errors": n - len(ok),
-        "file": f"runs/{variant.file}",
     }

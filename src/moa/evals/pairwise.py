@@ -21,7 +21,14 @@ from typing import Any
 
 from moa.evals.data import load_json_or_jsonl, packaged
 from moa.evals.report import Report, write_report
-from moa.evals.runner import Harness, RecipeLike, Variant, call_record, mean_interval, wall_time
+from moa.evals.runner import (
+    Harness,
+    RecipeLike,
+    Variant,
+    call_record,
+    cost_columns,
+    mean_interval,
+)
 from moa.recipe import load_recipe
 
 __all__ = ["JUDGE_PROMPTS", "evaluate", "length_controlled", "load_pairs", "parse_verdict"]
@@ -195,14 +202,10 @@ def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> di
     ok = [r for r in records if r.get("ok")]
     scores = [float(r["score"]) for r in ok]
     mean, lo, hi = mean_interval(scores)
-    per = max(len(ok), 1)
-    wall, timed = wall_time(ok)
     lc = length_controlled(scores, [r["length"] for r in ok], [r["reference_length"] for r in ok])
     ref_len = sum(r["reference_length"] for r in ok) or 1
     return {
-        "name": variant.name,
-        "kind": variant.kind,
-        "n": n,
+        **cost_columns(variant, ok, n),
         "answered": len(ok),
         "win_rate": 100 * mean,
         "ci_low": 100 * max(lo, 0.0),
@@ -210,10 +213,4 @@ def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> di
         "lc_win_rate": 100 * lc if ok else 0.0,
         "length_ratio": sum(r["length"] for r in ok) / ref_len,
         "unparsed": sum(int(r["unparsed"]) for r in ok),
-        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in ok) / per,
-        "call_seconds": sum(r["seconds"] for r in ok) / per,
-        "wall": wall,
-        "timed": timed,
-        "errors": n - len(ok),
-        "file": f"runs/{variant.file}",
     }

@@ -75,6 +75,30 @@ def wall_time(records: Sequence[dict[str, Any]]) -> tuple[float | None, int]:
     return (sum(fresh) / len(fresh) if fresh else None), len(fresh)
 
 
+def cost_columns(
+    variant: Variant,
+    ok: Sequence[dict[str, Any]],
+    n: int,
+    timing: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The columns every report row shares: its name, kind and size, tokens and call seconds
+    per answered item, the measured wall time (from `timing`, an uncached run, if given), the
+    failed items and the results file."""
+    per = max(len(ok), 1)
+    wall, timed = wall_time(ok if timing is None else timing)
+    return {
+        "name": variant.name,
+        "kind": variant.kind,
+        "n": n,
+        "tokens": sum(r["input_tokens"] + r["output_tokens"] for r in ok) / per,
+        "call_seconds": sum(r["seconds"] for r in ok) / per,
+        "wall": wall,
+        "timed": timed,
+        "errors": n - len(ok),
+        "file": f"runs/{variant.file}",
+    }
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")[:60] or "run"
 
