@@ -162,7 +162,7 @@ async def evaluate(
                 "traces": traces,
             }
 
-        records, _ = await harness.run(variant, items, work, extra_models=[judge])
+        records, _ = await harness.run(variant, items, work)
         rows.append(summarize(variant, records, len(items)))
     meta = {
         "benchmark": "mt-bench",

@@ -183,7 +183,7 @@ async def evaluate(
                 "trace": result.trace.to_dict(),
             }
 
-        records, _ = await harness.run(variant, items, work, extra_models=[judge])
+        records, _ = await harness.run(variant, items, work)
         rows.append(summarize(variant, records, len(items)))
     meta = {
         "benchmark": "pairwise",

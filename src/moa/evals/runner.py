@@ -26,7 +26,6 @@ __all__ = [
     "Harness",
     "RecipeLike",
     "Variant",
-    "is_local",
     "mean_interval",
     "recipe_key",
     "slug",
@@ -109,12 +108,6 @@ def recipe_key(recipe: Recipe) -> str:
     data = recipe.model_dump(mode="json", exclude={"name", "description"}, exclude_defaults=True)
     text = json.dumps(data, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def is_local(recipe: Recipe, extra: Sequence[str] = ()) -> bool:
-    """Whether any model runs in this process (then calls run one at a time)."""
-    refs = [*recipe.models(), *recipe.strategy.models(), *extra]
-    return any(r.split(":", 1)[0] in LOCAL_PROVIDERS for r in refs)
 
 
 @dataclass(frozen=True)
@@ -237,18 +230,17 @@ class Harness:
     def moa(self, recipe: Recipe) -> MoA:
         return MoA(recipe, resolver=self.resolver)
 
-    def bound(self, recipe: Recipe, extra: Sequence[str] = ()) -> int:
-        if self.concurrency:
-            return self.concurrency
-        return 4  # local models batch 4 sequences (LlamaCppBackend's parallel)
+    @property
+    def bound(self) -> int:
+        """Items in flight: the given concurrency, else 4 (a local model decodes 4 sequences
+        together, and hosted providers take 4 at once)."""
+        return self.concurrency or 4
 
     async def run(
         self,
         variant: Variant,
         items: Sequence[Mapping[str, Any]],
         work: Callable[[MoA, dict[str, Any]], Awaitable[dict[str, Any]]],
-        *,
-        extra_models: Sequence[str] = (),
     ) -> tuple[list[dict[str, Any]], BatchSummary]:
         """Run `work(moa, item)` for every item (resumable), and the records of these items."""
         out = self.out_dir / "runs" / variant.file
@@ -261,7 +253,7 @@ class Harness:
         recipe_file = out.with_suffix(".recipe.json")
         if not recipe_file.exists():
             recipe_file.write_text(variant.recipe.model_dump_json(indent=2) + "\n")
-        bound = self.bound(variant.recipe, extra_models)
+        bound = self.bound
 
         async def one(item: dict[str, Any]) -> dict[str, Any]:
             record = await work(moa, item)
