@@ -389,17 +389,9 @@ class MoA:
                 run, messages, references, aggregator, review
             )
         call = self._new_call(run, layer_no, 0, aggregator, "aggregator")
-        remaining = run.remaining()
-        try:
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(remaining):
-                await self._agent_call(run, call, aggregator, messages, references, stream=True)
-        except TimeoutError:
-            call.error_type = "DeadlineExceeded"
-            call.error = "the run's deadline passed before the aggregator finished"
-            call.latency_s = run.elapsed() - call.started_s
-            run.emit(AgentFinished(call))
+        await self._within_deadline(
+            run, call, aggregator, messages, references, stream=True, what="the aggregator"
+        )
         if call.ok:
             run.trace.outcome = "ok"
             return Result(text=call.text or "", trace=run.trace)
@@ -430,18 +422,32 @@ class MoA:
     ) -> Call:
         """One non-streamed call for a strategy (judge, reviewer, Seq round), in the trace."""
         call = self._new_call(run, layer, index, agent, role)
+        await self._within_deadline(run, call, agent, messages, [], what="this call")
+        return call
+
+    async def _within_deadline(
+        self,
+        run: _Run,
+        call: Call,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        *,
+        what: str,
+        stream: bool = False,
+    ) -> None:
+        """One call cut off by the run's deadline, recorded as DeadlineExceeded if it is."""
         remaining = run.remaining()
         try:
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
             async with asyncio.timeout(remaining):
-                await self._agent_call(run, call, agent, messages, [])
+                await self._agent_call(run, call, agent, messages, references, stream=stream)
         except TimeoutError:
             call.error_type = "DeadlineExceeded"
-            call.error = "the run's deadline passed before this call finished"
+            call.error = f"the run's deadline passed before {what} finished"
             call.latency_s = run.elapsed() - call.started_s
             run.emit(AgentFinished(call))
-        return call
 
     def _judge(self, ref: str | None, max_tokens: int) -> Agent:
         """A judge at temperature 0: the given model, else the aggregator's."""
