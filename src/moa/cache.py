@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moa.backends.base import Backend
+from moa.backends.base import Backend, Fold
 from moa.types import Completion, Delta, Request, Usage
 
 __all__ = [
@@ -161,7 +161,7 @@ def _completion(value: dict[str, Any]) -> Completion:
     )
 
 
-class CachedBackend:
+class CachedBackend(Backend):
     """Wraps any backend. `concurrency` bounds the calls in flight through this wrapper, so the
     time noted for each is its own (for local models, that run one at a time anyway)."""
 
@@ -244,16 +244,11 @@ class CachedBackend:
             return
         async with self._slot():
             start = time.monotonic()
-            parts: list[str] = []
-            usage: Usage | None = None
-            finish: str | None = None
+            fold = Fold()
             async for delta in self.inner.stream(request):
-                parts.append(delta.text)
-                usage = delta.usage or usage
-                finish = delta.finish_reason or finish
+                fold.add(delta)
                 yield delta
-            done = Completion(text="".join(parts), usage=usage or Usage(), finish_reason=finish)
-            self._done(key, request, done, time.monotonic() - start)
+            self._done(key, request, fold.completion(), time.monotonic() - start)
 
     def context_window(self, model: str) -> int | None:
         return self.inner.context_window(model)
@@ -261,11 +256,8 @@ class CachedBackend:
     def count_tokens(self, model: str, text: str) -> int | None:
         return self.inner.count_tokens(model, text)
 
-    def set_n_ctx(self, model: str, n_ctx: int) -> None:
-        """Passed on to backends that load files with a context size (llama.cpp)."""
-        setter = getattr(self.inner, "set_n_ctx", None)
-        if setter is not None:
-            setter(model, n_ctx)
+    def configure_model(self, model: str, *, n_ctx: int) -> None:
+        self.inner.configure_model(model, n_ctx=n_ctx)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

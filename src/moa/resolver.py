@@ -124,9 +124,8 @@ class Resolver:
             return LlamaCppBackend()
 
         backend = self._shared(("local", None), make)
-        if n_ctx and hasattr(backend, "set_n_ctx"):
-            for key, value in n_ctx.items():
-                backend.set_n_ctx(key, value)
+        for key, value in n_ctx.items():
+            backend.configure_model(key, n_ctx=value)
         return backend, str(path)
 
     def _shared(self, key: tuple[str, str | None], make: Callable[[], Backend]) -> Backend:

@@ -122,6 +122,8 @@ class Completion:
     text: str
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    logprobs: tuple[float, ...] | None = None
+    """The log-probability of each generated token, when asked for and given."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,3 +133,5 @@ class Delta:
     text: str = ""
     usage: Usage | None = None
     finish_reason: str | None = None
+    logprobs: tuple[float, ...] | None = None
+    """The log-probabilities of this piece's tokens, when asked for and given."""

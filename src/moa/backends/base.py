@@ -1,43 +1,89 @@
-"""The one protocol every backend implements."""
+"""The one base every backend extends: `stream` is the only method a backend must write.
+
+    class MyBackend(Backend):
+        async def stream(self, request: Request) -> AsyncIterator[Delta]:
+            yield Delta(text="hello")
+            yield Delta(usage=Usage(3, 1), finish_reason="stop")
+
+`complete` collects the stream; `context_window` and `count_tokens` default to unknown (the
+engine then estimates); `configure_model` is for backends that load files with a context size;
+`aclose` does nothing. Backends raise `moa.errors.BackendError` subclasses, never foreign
+exceptions.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
 
-from moa.types import Completion, Delta, Request
+from moa.types import Completion, Delta, Request, Usage
+
+__all__ = ["Backend", "Fold", "collect"]
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """An async source of completions.
+class Backend(ABC):
+    """An async source of completions. Subclasses write `stream`; the rest has defaults."""
 
-    `complete` returns a whole answer; `stream` yields pieces of it, the last of which carries
-    usage and finish_reason. Both raise `moa.errors.BackendError` subclasses, never foreign
-    exceptions. `context_window` and `count_tokens` return None when unknown: the engine
-    then estimates.
-    """
+    @abstractmethod
+    def stream(self, request: Request) -> AsyncIterator[Delta]:
+        """Pieces of the answer; the last one carries usage and finish_reason."""
 
-    async def complete(self, request: Request) -> Completion: ...
+    async def complete(self, request: Request) -> Completion:
+        """The whole answer: the stream, collected."""
+        return await collect(self.stream(request))
 
-    def stream(self, request: Request) -> AsyncIterator[Delta]: ...
+    def context_window(self, model: str) -> int | None:
+        """Tokens the model can hold, prompt and answer together; None when unknown."""
+        return None
 
-    def context_window(self, model: str) -> int | None: ...
+    def count_tokens(self, model: str, text: str) -> int | None:
+        """The model's own count of `text`'s tokens; None when unknown."""
+        return None
 
-    def count_tokens(self, model: str, text: str) -> int | None: ...
+    def configure_model(self, model: str, *, n_ctx: int) -> None:
+        """Load `model` with `n_ctx` tokens of context when it is first used (local files)."""
+        return None
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections or models; the backend is not used afterwards."""
+        return None
+
+
+@dataclass
+class Fold:
+    """A stream folded into one completion, delta by delta: text, usage, finish reason and
+    the generated tokens' log-probabilities when the backend gave them."""
+
+    parts: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    logprobs: list[float] | None = None
+
+    def add(self, delta: Delta) -> None:
+        if delta.text:
+            self.parts.append(delta.text)
+        self.usage = delta.usage or self.usage
+        self.finish_reason = delta.finish_reason or self.finish_reason
+        if delta.logprobs:
+            self.logprobs = [*(self.logprobs or []), *delta.logprobs]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def completion(self) -> Completion:
+        return Completion(
+            text=self.text,
+            usage=self.usage or Usage(),
+            finish_reason=self.finish_reason,
+            logprobs=tuple(self.logprobs) if self.logprobs is not None else None,
+        )
 
 
 async def collect(stream: AsyncIterator[Delta]) -> Completion:
     """Turn a stream into one completion."""
-    from moa.types import Usage
-
-    parts: list[str] = []
-    usage: Usage | None = None
-    finish: str | None = None
+    fold = Fold()
     async for delta in stream:
-        parts.append(delta.text)
-        usage = delta.usage or usage
-        finish = delta.finish_reason or finish
-    return Completion(text="".join(parts), usage=usage or Usage(), finish_reason=finish)
+        fold.add(delta)
+    return fold.completion()

@@ -20,8 +20,8 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from moa.backends.base import collect
-from moa.types import Completion, Delta, Request, Usage
+from moa.backends.base import Backend
+from moa.types import Delta, Request, Usage
 
 Responder = Callable[[Request], str | Awaitable[str]]
 Scripted = str | BaseException | Responder
@@ -50,7 +50,7 @@ class _Script:
     token_delay: float = 0.0
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     """A backend whose answers, latencies and failures are scripted per model."""
 
     def __init__(
@@ -121,9 +121,6 @@ class FakeBackend:
         if isinstance(text, BaseException):
             raise text
         return str(text), script
-
-    async def complete(self, request: Request) -> Completion:
-        return await collect(self.stream(request))
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
         text, script = await self._answer(request)

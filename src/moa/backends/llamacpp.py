@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moa.backends.base import collect
+from moa.backends.base import Backend, collect
 from moa.backends.llamacpp_batch import Batcher, Job
 from moa.errors import (
     BackendError,
@@ -138,7 +138,7 @@ def _map_error(exc: BaseException, model: str) -> BaseException:
     return BackendError(f"{type(exc).__name__}: {text}", model=model)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(Backend):
     """GGUF files run in this process. Options are keyword-only; see the module docstring.
 
     `n_ctx` is the context size a file is loaded with; `n_ctx_by_model` overrides it per path.
@@ -175,7 +175,7 @@ class LlamaCppBackend:
     def __repr__(self) -> str:
         return f"LlamaCppBackend(n_ctx={self._n_ctx}, parallel={self._parallel})"
 
-    def set_n_ctx(self, model: str, n_ctx: int) -> None:
+    def configure_model(self, model: str, *, n_ctx: int) -> None:
         """Load `model` (a path) with this context size from now on."""
         self._n_ctx_by_model[os.path.realpath(model)] = n_ctx
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import openai
 
+from moa.backends.base import Backend
 from moa.errors import (
     BackendConnectionError,
     BackendError,
@@ -119,7 +120,7 @@ def _cause(exc: Exception, secret: str | None) -> Exception | None:
     return exc
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(Backend):
     """Chat completions against one base URL with one key, shared by every agent that uses it.
 
     Retries are the engine's (so the trace sees every attempt); `max_retries` turns on the
@@ -228,9 +229,6 @@ class OpenAICompatBackend:
 
     def context_window(self, model: str) -> int | None:
         return self._windows.get(model)
-
-    def count_tokens(self, model: str, text: str) -> int | None:
-        return None
 
     async def aclose(self) -> None:
         await self._client.close()
