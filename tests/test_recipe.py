@@ -111,7 +111,11 @@ def test_error_on_shorthand_agent_points_at_its_line(tmp_path: Path) -> None:
             "quorum 2 is more than the layer's 1 agents",
         ),
         ({"aggregator": "gpt-4o"}, "aggregator.model", "PROVIDER:MODEL"),
-        ({"aggregator": "fake:a", "proposer_defaults": {"temp": 1}}, "proposer_defaults", "temp"),
+        (
+            {"aggregator": "fake:a", "proposer_defaults": {"temp": 1}},
+            "proposer_defaults.temp",
+            "unknown field",
+        ),
         ({"aggregator": "opnai:gpt-4o"}, "aggregator.model", "did you mean 'openai'"),
     ],
 )

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from moa.errors import ModelRefError, RecipeError
 from moa.providers import Provider, parse_ref
 from moa.strategies import Strategy
-from moa.types import Settings
+from moa.types import SETTINGS, Settings
 
 AGGREGATE_PROMPT = (
     "You have been provided with a set of responses from various open-source models to the "
@@ -48,16 +48,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Agent(_Strict):
-    """One LLM with its settings. `n` > 1 makes n samples of it (distinct seeds)."""
+class Agent(Settings):
+    """One LLM with its settings (the fields of `Settings`). `n` > 1 makes n samples of it
+    (distinct seeds)."""
 
     model: str
     name: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
-    stop: tuple[str, ...] | None = None
     system: str | None = None
     fallbacks: tuple[str, ...] = ()
     timeout: float | None = Field(default=None, gt=0)
@@ -84,13 +80,7 @@ class Agent(_Strict):
         return self.name or self.model
 
     def settings(self) -> Settings:
-        return Settings(
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            top_p=self.top_p,
-            seed=self.seed,
-            stop=self.stop,
-        )
+        return Settings.model_construct(**{k: getattr(self, k) for k in SETTINGS})
 
     def with_defaults(self, defaults: Settings) -> Agent:
         """Fill the settings this agent leaves open from `defaults`."""
@@ -170,8 +160,8 @@ class Recipe(_Strict):
     layers: tuple[Layer, ...] = ()
     aggregator: Agent
     prompt: str = AGGREGATE_PROMPT
-    proposer_defaults: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.7})
-    aggregator_defaults: dict[str, Any] = Field(default_factory=dict)
+    proposer_defaults: Settings = Field(default_factory=lambda: Settings(temperature=0.7))
+    aggregator_defaults: Settings = Field(default_factory=Settings)
     timeout: float | None = Field(default=300.0, gt=0)
     deadline: float | None = Field(default=None, gt=0)
     retry: Retry = Field(default_factory=Retry)
@@ -194,20 +184,8 @@ class Recipe(_Strict):
     def _no_strategy(cls, value: Any) -> Any:
         return {} if value is None else value
 
-    @field_validator("proposer_defaults", "aggregator_defaults")
-    @classmethod
-    def _valid_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
-        allowed = set(Settings.__dataclass_fields__)
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            allowed_list = ", ".join(sorted(allowed))
-            raise ValueError(f"unknown setting {unknown[0]!r}; allowed: {allowed_list}")
-        return value
-
     def defaults(self, role: Literal["proposer", "aggregator"]) -> Settings:
-        raw = self.proposer_defaults if role == "proposer" else self.aggregator_defaults
-        stop = raw.get("stop")
-        return Settings(**{**raw, "stop": tuple(stop) if stop else None})
+        return self.proposer_defaults if role == "proposer" else self.aggregator_defaults
 
     def models(self) -> list[str]:
         """Every model reference the recipe may call, fallbacks included, in order."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from moa.errors import ConfigError
 
@@ -64,32 +66,56 @@ def to_messages(value: MessagesLike) -> tuple[Message, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    """Sampling settings for one call. None means the backend's default."""
+class Settings(BaseModel):
+    """Sampling settings for one call, defined once: recipes, agents, the CLI and the server all
+    validate through these fields. None means "not set" (the backend's default).
 
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
+    One merge rule: `Settings.merge(recipe_default, agent, request_override)`, later wins.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     stop: tuple[str, ...] | None = None
+    logprobs: bool | None = None
+    """Ask for the generated tokens' log-probabilities (confidence-weighted votes)."""
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        return value or None  # [] is "no stop"
+
+    @classmethod
+    def merge(cls, *layers: Settings | None) -> Settings:
+        """The settings of `layers` in order, each field taken from the last layer that sets it."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            if layer is not None:
+                merged.update(layer.to_dict())
+        return cls.model_construct(**merged)
 
     def merged(self, other: Settings) -> Settings:
         """These settings, with every field that `other` sets taking its value."""
-        changes = {k: v for k, v in asdict(other).items() if v is not None}
-        return replace(self, **changes)
+        return Settings.merge(self, other)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: getattr(self, k) for k in SETTINGS if getattr(self, k) is not None}
 
     def params(self) -> dict[str, Any]:
         """The fields that are set, as OpenAI-style keyword arguments (`stop` as a list)."""
         params = self.to_dict()
         if self.stop:
             params["stop"] = list(self.stop)
-        else:
-            params.pop("stop", None)
         return params
+
+
+SETTINGS: tuple[str, ...] = tuple(Settings.model_fields)
+"""The names of the sampling settings."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -157,7 +157,7 @@ def single(recipe: Recipe, agent: Agent, name: str) -> Recipe:
             "name": name,
             "layers": (),
             "aggregator": solo,
-            "aggregator_defaults": {},
+            "aggregator_defaults": Settings(),
             "strategy": Strategy(),
         }
     )
@@ -294,7 +294,9 @@ class Harness:
         backend, model = self.resolver.resolve(ref)
         msgs = to_messages(messages)
         settings = Settings(temperature=temperature, max_tokens=max_tokens)
-        call = Call(layer=0, index=0, agent=ref, role="judge", model=ref, settings=asdict(settings))
+        call = Call(
+            layer=0, index=0, agent=ref, role="judge", model=ref, settings=settings.to_dict()
+        )
         with recording() as ledger:
             start = time.monotonic()
             done = await backend.complete(Request(model=model, messages=msgs, settings=settings))
