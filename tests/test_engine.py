@@ -21,8 +21,9 @@ from moa import (
     Token,
     Trace,
 )
-from moa.engine import inject, references_block
 from moa.errors import BackendError, BackendTimeout, MissingKeyError
+from moa.plan import compile_recipe
+from moa.prompts import inject, numbered
 from moa.recipe import load_recipe
 from moa.types import Message
 
@@ -252,7 +253,7 @@ async def test_aggregator_failure_errors_or_returns_best_proposal() -> None:
 
 
 def test_references_block_template_placeholder() -> None:
-    block = references_block("Answers:\n{responses}\nBe brief.", ["x", "y"])
+    block = numbered("Answers:\n{responses}\nBe brief.", ["x", "y"])
     assert block == "Answers:\n1. x\n2. y\nBe brief."
     msgs = inject([Message("user", "q")], "P", ["r"])
     assert msgs == [Message("system", "P\n1. r"), Message("user", "q")]
@@ -263,7 +264,7 @@ def test_dry_run_replaces_every_model() -> None:
         MoA("moa-lite", env={})
 
     dry = load_recipe("moa-lite").dry_run()
-    assert all(ref.startswith("fake:") for ref in dry.models())
+    assert all(ref.startswith("fake:") for ref in compile_recipe(dry).models)
     with MoA(dry) as m:
         result = m.run("hi")
     assert result.text.startswith("[together:Qwen/Qwen2.5-72B-Instruct-Turbo] synthesis of 3")

@@ -20,6 +20,7 @@ from moa.errors import (
     BackendTimeout,
     BadResponse,
     ContextLengthError,
+    should_retry,
 )
 from moa.types import Request, Settings, user
 
@@ -84,7 +85,7 @@ async def test_a_too_long_prompt(backend: OpenAICompatBackend, llama_server: Lla
     with pytest.raises(ContextLengthError) as info:
         await backend.complete(ask(llama_server, "word " * 2000))
     assert info.value.status == 400
-    assert not info.value.retryable
+    assert not should_retry(info.value)
 
 
 async def test_a_too_long_prompt_streamed(

@@ -8,6 +8,7 @@ import pytest
 
 from moa import MoA
 from moa.errors import MissingKeyError, ModelRefError, RecipeError
+from moa.plan import compile_recipe
 from moa.providers import ModelRef, parse_ref
 from moa.recipe import AGGREGATE_PROMPT, Recipe, builtin_names, load_recipe
 
@@ -69,7 +70,7 @@ def test_toml_and_json_and_dict(tmp_path: Path) -> None:
 
 
 def test_empty_layers_is_valid() -> None:
-    assert load_recipe({"layers": [], "aggregator": "fake:x"}).models() == ["fake:x"]
+    assert compile_recipe({"layers": [], "aggregator": "fake:x"}).models == ("fake:x",)
 
 
 def test_error_names_file_field_and_line(tmp_path: Path) -> None:
@@ -145,7 +146,7 @@ def test_builtin_recipes_all_load() -> None:
         recipe = load_recipe(name)
         assert isinstance(recipe, Recipe) and recipe.description
     assert len(load_recipe("moa").layers) == 2  # 3 layers with the aggregator
-    assert all(m.startswith("local:") for m in load_recipe("local").models())
+    assert all(m.startswith("local:") for m in compile_recipe("local").models)
     self_moa = load_recipe("self-moa").layers[0]
     assert self_moa.size >= 3 and len({a.model for a in self_moa.agents}) == 1
 

@@ -54,6 +54,7 @@ from moa.errors import (
     QuorumError,
     RateLimited,
     RunError,
+    should_retry,
 )
 from moa.limits import LIMITS, Limits
 from moa.trace import Call, Trace
@@ -301,7 +302,7 @@ async def test_backend_errors_carry_status_body_and_model(
     assert error.status == code
     if code is not None:
         assert error.body and "message" in error.body
-    assert error.retryable == (code not in (400, 404))
+    assert should_retry(error) == (code not in (400, 404))
     if kind is RateLimited:
         assert error.retry_after == 2.5
 
@@ -406,7 +407,9 @@ async def test_a_passed_deadline_starts_no_further_layer() -> None:
             await moa.arun("hi")
     assert [m for m, _ in fake.calls] == ["fast", "slow"]  # b was never called
     assert fake.cancelled == ["slow"]
-    assert info.value.trace.layer(2)[0].error_type == "Cancelled"
+    late = info.value.trace.layer(2)[0]
+    assert late.error_type == "DeadlineExceeded" and "deadline" in (late.error or "")
+    assert late.attempts == []  # recorded, never tried
 
 
 # 3. quorum, grace, fallbacks, best proposal -------------------------------------------------
@@ -665,22 +668,29 @@ async def test_cancelled_waiters_give_their_slot_back(server: FaultServer, limit
     assert result.trace.outcome == "ok"
 
 
-async def test_recipe_limits_configure_the_process_registry(server: FaultServer) -> None:
+async def test_recipe_limits_are_shared_by_its_runs_and_configure_nothing(
+    server: FaultServer,
+) -> None:
     data = recipe(
         server,
-        [["faulty:a"]],
+        [["faulty:a", "faulty:b"]],
         "faulty:agg",
-        provider={"rpm": 600, "tpm": 100_000, "concurrency": 4},
+        provider={"rpm": 600, "tpm": 100_000, "concurrency": 1},
     )
+    for name in ("a", "b", "agg"):
+        server.respond(name, ok().slow(0.05))
     try:
         first, second = MoA(data, env={}), MoA(data, env={})
         assert first.limits is LIMITS
-        gate = LIMITS.gate("faulty")
-        assert (gate.rpm, gate.tpm, gate.concurrency) == (600, 100_000, 4)
-        assert LIMITS.gate("faulty") is gate  # an identical recipe keeps the gate and its state
+        assert LIMITS.gate("faulty").concurrency is None  # building a MoA configured nothing
+        spec = first.plan.limits["faulty"]
+        gate = LIMITS.gate("faulty", spec)
+        assert (gate.rpm, gate.tpm, gate.concurrency) == (600, 100_000, 1)
+        assert LIMITS.gate("faulty", second.plan.limits["faulty"]) is gate  # one gate, one state
         async with first, second:
             await asyncio.gather(first.arun("1"), second.arun("2"))
-        assert gate.in_use == 0
+        assert max_in_flight(server.requests()) == 1  # both runs went through the one slot
+        assert gate.in_use == 0 and LIMITS.gate("faulty").concurrency is None
     finally:
         LIMITS.reset()
 
@@ -811,9 +821,9 @@ def test_errors_survive_pickling() -> None:
         assert type(copy) is type(error) and str(copy) == str(error)
         assert vars(copy) == vars(error)
     retryable = BackendError("HTTP 503", status=503)
-    retryable.retryable, retryable.retry_after = True, 1.5
+    retryable.retry_after = 1.5
     copy = pickle.loads(pickle.dumps(retryable))
-    assert copy.retryable and copy.retry_after == 1.5
+    assert should_retry(copy) and copy.status == 503 and copy.retry_after == 1.5
 
 
 async def test_a_configuration_error_in_a_layer_is_raised_not_swallowed() -> None:

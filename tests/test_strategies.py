@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from moa import AGGREGATE_PROMPT, FakeBackend, MoA, Token
-from moa.engine import references_block
 from moa.errors import RecipeError
 from moa.extract import extract_number, normalize_number
+from moa.prompts import numbered
 from moa.recipe import load_recipe
 from moa.strategies import (
     RANK_PROMPT,
@@ -19,7 +19,6 @@ from moa.strategies import (
     aggregate_block,
     borda,
     evidence_text,
-    numbered,
     parse_choice,
     parse_ranking,
     seq_rounds,
@@ -128,7 +127,7 @@ async def test_a_vote_on_prose_can_fall_back_to_the_synthesis() -> None:
     result = await make(fake, {"final": "vote", "unread": "synthesize"}).arun("q")
     assert result.text == "the synthesis"
     (call,) = fake.requests("agg")
-    assert call.messages[0].content == references_block(
+    assert call.messages[0].content == numbered(
         AGGREGATE_PROMPT, ["a poem", "another poem", "a third"]
     )
     assert "vote: no answer could be read; synthesising" in result.trace.notes
@@ -183,10 +182,10 @@ async def test_votes_as_evidence_reach_the_aggregator() -> None:
     assert req.messages[1].content == "q"
 
 
-def test_numbered_matches_the_engine() -> None:
+def test_numbered_answers_follow_the_prompt_or_fill_its_placeholder() -> None:
     refs = ["one", "two"]
-    assert numbered(AGGREGATE_PROMPT, refs) == references_block(AGGREGATE_PROMPT, refs)
-    assert numbered("A {responses} B", refs) == references_block("A {responses} B", refs)
+    assert numbered(AGGREGATE_PROMPT, refs) == AGGREGATE_PROMPT + "\n1. one\n2. two"
+    assert numbered("A {responses} B", refs) == "A 1. one\n2. two B"
 
 
 # ranker --------------------------------------------------------------------------------------
@@ -411,7 +410,7 @@ def test_strategy_errors_name_the_field() -> None:
         load_recipe({**base, "strategy": {"answer_pattern": "("}})
     with pytest.raises(RecipeError, match=r"strategy: seq aggregates in rounds"):
         load_recipe({**base, "strategy": {"final": "vote", "seq": {}}})
-    assert load_recipe({**base, "strategy": None}).strategy.is_default
+    assert load_recipe({**base, "strategy": None}).strategy == Strategy()
 
 
 def test_answer_pattern() -> None:

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import MoAError, RunError
+from moa.plan import compile_recipe
 from moa.recipe import Recipe, builtin_names, load_recipe
 from moa.trace import Call
 from moa.types import Message
@@ -276,8 +277,9 @@ def recipes_list() -> None:
     for column in ("layers", "models", "description"):
         table.add_column(column)
     for name in builtin_names():
-        r = load_recipe(name)
-        table.add_row(name, str(len(r.layers) + 1), str(len(r.models())), r.description)
+        plan = compile_recipe(name)
+        models = str(len(plan.models))
+        table.add_row(name, str(len(plan.layers) + 1), models, plan.recipe.description)
     out.print(table)
 
 

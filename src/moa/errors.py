@@ -44,6 +44,7 @@ __all__ = [
     "RateLimited",
     "RecipeError",
     "RunError",
+    "should_retry",
 ]
 
 
@@ -95,9 +96,9 @@ class ModelNotAvailable(ConfigError):
 
 class BackendError(MoAError):
     """A backend call failed. `status` is the HTTP status where there was one; `retry_after`
-    the seconds the server asked us to wait (Retry-After), where it said."""
+    the seconds the server asked us to wait (Retry-After), where it said. Whether it is worth
+    trying again is decided by `should_retry`, the one rule."""
 
-    retryable: bool = False
     retry_after: float | None = None
 
     def __init__(
@@ -116,16 +117,14 @@ class BackendError(MoAError):
 
 
 class BackendTimeout(BackendError):
-    retryable = True
+    pass
 
 
 class BackendConnectionError(BackendError):
-    retryable = True
+    pass
 
 
 class RateLimited(BackendError):
-    retryable = True
-
     def __init__(
         self,
         message: str,
@@ -146,7 +145,20 @@ class ContextLengthError(BackendError):
 class BadResponse(BackendError):
     """Malformed JSON, no choices, a stream cut short. Retried: it is usually transient."""
 
-    retryable = True
+
+RETRY_STATUSES = frozenset({408, 409, 429})
+"""HTTP statuses worth another try besides every 5xx (as openai-python retries)."""
+
+
+def should_retry(error: BackendError) -> bool:
+    """The one retry rule: timeouts, lost connections, rate limits and malformed answers are
+    retried, and so are 408, 409, 429 and 5xx; never a prompt that does not fit, nor any
+    other 4xx (bad request, key, model), which would fail again the same way."""
+    if isinstance(error, ContextLengthError):
+        return False
+    if isinstance(error, (BackendTimeout, BackendConnectionError, RateLimited, BadResponse)):
+        return True
+    return error.status is not None and (error.status in RETRY_STATUSES or error.status >= 500)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@
     from moa.limits import LIMITS
     LIMITS.configure("together", rpm=600, tpm=180_000, concurrency=8)
 
-A recipe's `providers:` section configures the same registry. Requests and tokens per minute
-are sliding windows: in any `period` (60 s) at most `rpm` requests start and at most `tpm`
-tokens are booked, so a provider that counts per minute never sees more than it allows; a
-call that would exceed either waits, in order of arrival. The concurrency limit is one
-counter for the whole process, shared by every event loop and thread.
+A recipe's `providers:` section sets limits for the runs of that recipe: every run in the
+process with the same limits for a provider shares one gate (`Limits.gate(provider, spec)`),
+created on first use; a recipe that sets none uses the gate configured here.
+
+Requests and tokens per minute are sliding windows: in any `period` (60 s) at most `rpm`
+requests start and at most `tpm` tokens are booked, so a provider that counts per minute never
+sees more than it allows; a call that would exceed either waits, in order of arrival. The
+concurrency limit is one counter for the whole process, shared by every event loop and thread.
 """
 
 from __future__ import annotations
@@ -171,11 +174,23 @@ class Gate:
                 self._slots.release()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitSpec:
+    """Limits that a recipe sets for one provider."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    period: float = 60.0
+
+
 class Limits:
     """Gates by provider name; unconfigured providers are unlimited."""
 
     def __init__(self) -> None:
         self._gates: dict[str, Gate] = {}
+        self._shared: dict[tuple[str, LimitSpec], Gate] = {}
+        self._lock = threading.Lock()
         self._open = Gate()
 
     def configure(
@@ -200,11 +215,24 @@ class Limits:
         self._gates[provider] = gate
         return gate
 
-    def gate(self, provider: str) -> Gate:
-        return self._gates.get(provider, self._open)
+    def gate(self, provider: str, spec: LimitSpec | None = None) -> Gate:
+        """The gate of `provider`: the one shared by every run with limits `spec`, else the one
+        configured here (unlimited if none)."""
+        if spec is None:
+            return self._gates.get(provider, self._open)
+        with self._lock:
+            gate = self._shared.get((provider, spec))
+            if gate is None:
+                gate = Gate(
+                    rpm=spec.rpm, tpm=spec.tpm, concurrency=spec.concurrency, period=spec.period
+                )
+                self._shared[(provider, spec)] = gate
+            return gate
 
     def reset(self) -> None:
         self._gates.clear()
+        with self._lock:
+            self._shared.clear()
 
 
 LIMITS = Limits()

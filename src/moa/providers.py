@@ -12,10 +12,11 @@ A reference is `PROVIDER:MODEL`, optionally `PROVIDER:MODEL@BASE_URL`:
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 
+from moa.backends.registry import IN_PROCESS
 from moa.errors import ModelRefError
 
 
@@ -25,7 +26,7 @@ class Provider:
 
     name: str
     base_url: str | None = None
-    key_env: str | None = None
+    api_key_env: str | None = None
     key_required: bool = True
     base_url_env: str | None = None
     context_windows: Mapping[str, int] | None = None
@@ -42,42 +43,59 @@ PRESETS: dict[str, Provider] = {
         Provider(
             name="openai",
             base_url="https://api.openai.com/v1",
-            key_env="OPENAI_API_KEY",
+            api_key_env="OPENAI_API_KEY",
             base_url_env="OPENAI_BASE_URL",
         ),
         Provider(
-            name="together", base_url="https://api.together.xyz/v1", key_env="TOGETHER_API_KEY"
+            name="together", base_url="https://api.together.xyz/v1", api_key_env="TOGETHER_API_KEY"
         ),
-        Provider(name="groq", base_url="https://api.groq.com/openai/v1", key_env="GROQ_API_KEY"),
         Provider(
-            name="openrouter", base_url="https://openrouter.ai/api/v1", key_env="OPENROUTER_API_KEY"
+            name="groq", base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY"
+        ),
+        Provider(
+            name="openrouter",
+            base_url="https://openrouter.ai/api/v1",
+            api_key_env="OPENROUTER_API_KEY",
         ),
         Provider(
             name="fireworks",
             base_url="https://api.fireworks.ai/inference/v1",
-            key_env="FIREWORKS_API_KEY",
+            api_key_env="FIREWORKS_API_KEY",
         ),
         Provider(
-            name="deepseek", base_url="https://api.deepseek.com/v1", key_env="DEEPSEEK_API_KEY"
+            name="deepseek", base_url="https://api.deepseek.com/v1", api_key_env="DEEPSEEK_API_KEY"
         ),
-        Provider(name="mistral", base_url="https://api.mistral.ai/v1", key_env="MISTRAL_API_KEY"),
+        Provider(
+            name="mistral", base_url="https://api.mistral.ai/v1", api_key_env="MISTRAL_API_KEY"
+        ),
         Provider(
             name="ollama",
             base_url="http://localhost:11434/v1",
-            key_env="OLLAMA_API_KEY",
+            api_key_env="OLLAMA_API_KEY",
             key_required=False,
             base_url_env="OLLAMA_BASE_URL",
         ),
-        Provider(name="vllm", key_env="VLLM_API_KEY", key_required=False),
+        Provider(name="vllm", api_key_env="VLLM_API_KEY", key_required=False),
         Provider(
             name="llama-server",
             base_url="http://localhost:8080/v1",
-            key_env="LLAMA_API_KEY",
+            api_key_env="LLAMA_API_KEY",
             key_required=False,
         ),
     )
 }
-IN_PROCESS = ("local", "gguf", "fake")
+
+custom_providers: ContextVar[Mapping[str, Provider]] = ContextVar("custom_providers")
+"""The providers a recipe defines itself, known while its model references are validated."""
+
+
+def check_ref(ref: str) -> str:
+    """`ref` if it parses (with the recipe's own providers); a ValueError for pydantic if not."""
+    try:
+        parse_ref(ref, custom_providers.get({}))
+    except ModelRefError as exc:
+        raise ValueError(str(exc)) from None
+    return ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +129,7 @@ def parse_ref(ref: str, providers: Mapping[str, Provider] | None = None) -> Mode
         more = f"; did you mean '{hint[0]}'?" if hint else f"; known: {', '.join(names)}"
         raise ModelRefError(f"{ref!r}: unknown provider '{provider}'{more}")
     base_url = None
-    if provider not in ("gguf", "local", "fake"):
+    if provider not in IN_PROCESS:
         for scheme in ("@http://", "@https://"):
             model, found, url = rest.rpartition(scheme)
             if found:
@@ -122,8 +140,3 @@ def parse_ref(ref: str, providers: Mapping[str, Provider] | None = None) -> Mode
     if provider == "vllm" and base_url is None:
         raise ModelRefError(f"{ref!r}: vllm needs a base URL, as in vllm:MODEL@http://host:8000/v1")
     return ModelRef(provider, rest, base_url)
-
-
-def provider_key(provider: Provider, env: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if env is None else env
-    return env.get(provider.key_env) if provider.key_env else None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +22,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from moa.errors import ModelRefError, RecipeError
-from moa.providers import Provider, parse_ref
-from moa.strategies import Strategy
-from moa.types import SETTINGS, Settings
+from moa.agent import Agent
+from moa.errors import RecipeError
+from moa.providers import Provider, custom_providers
+from moa.strategies.config import Strategy
+from moa.types import Settings
 
 AGGREGATE_PROMPT = (
     "You have been provided with a set of responses from various open-source models to the "
@@ -40,52 +40,9 @@ AGGREGATE_PROMPT = (
 )
 """The paper's Aggregate-and-Synthesize prompt (Table 1); the answers follow it, numbered."""
 
-# providers that a recipe defines itself, known while its model references are checked
-_custom_providers: ContextVar[dict[str, Provider]] = ContextVar("_custom_providers")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Agent(Settings):
-    """One LLM with its settings (the fields of `Settings`). `n` > 1 makes n samples of it
-    (distinct seeds)."""
-
-    model: str
-    name: str | None = None
-    system: str | None = None
-    fallbacks: tuple[str, ...] = ()
-    timeout: float | None = Field(default=None, gt=0)
-    context_window: int | None = Field(default=None, gt=0)
-    n: int = Field(default=1, ge=1, le=64)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        return {"model": data} if isinstance(data, str) else data
-
-    @field_validator("model", "fallbacks")
-    @classmethod
-    def _valid_ref(cls, value: Any) -> Any:
-        for ref in (value,) if isinstance(value, str) else value:
-            try:
-                parse_ref(ref, _custom_providers.get({}))
-            except ModelRefError as exc:
-                raise ValueError(str(exc)) from None
-        return value
-
-    @property
-    def label(self) -> str:
-        return self.name or self.model
-
-    def settings(self) -> Settings:
-        return Settings.model_construct(**{k: getattr(self, k) for k in SETTINGS})
-
-    def with_defaults(self, defaults: Settings) -> Agent:
-        """Fill the settings this agent leaves open from `defaults`."""
-        merged = defaults.merged(self.settings())
-        return self.model_copy(update=merged.to_dict())
 
 
 class Layer(_Strict):
@@ -112,22 +69,6 @@ class Layer(_Strict):
     @property
     def size(self) -> int:
         return sum(a.n for a in self.agents)
-
-    def expanded(self) -> list[Agent]:
-        """The agents with every `n` unrolled into samples that differ by seed."""
-        out: list[Agent] = []
-        for agent in self.agents:
-            if agent.n == 1:
-                out.append(agent)
-                continue
-            base = agent.seed if agent.seed is not None else 0
-            for i in range(agent.n):
-                out.append(
-                    agent.model_copy(
-                        update={"n": 1, "seed": base + i, "name": f"{agent.label}#{i + 1}"}
-                    )
-                )
-        return out
 
 
 class Retry(_Strict):
@@ -174,9 +115,9 @@ class Recipe(_Strict):
     def _providers_first(cls, data: Any) -> Any:
         # custom providers must be known while model references are checked
         if isinstance(data, Mapping) and isinstance(data.get("providers"), Mapping):
-            _custom_providers.set({str(k): Provider(name=str(k)) for k in data["providers"]})
+            custom_providers.set({str(k): Provider(name=str(k)) for k in data["providers"]})
         else:
-            _custom_providers.set({})
+            custom_providers.set({})
         return data
 
     @field_validator("strategy", mode="before")
@@ -187,14 +128,9 @@ class Recipe(_Strict):
     def defaults(self, role: Literal["proposer", "aggregator"]) -> Settings:
         return self.proposer_defaults if role == "proposer" else self.aggregator_defaults
 
-    def models(self) -> list[str]:
-        """Every model reference the recipe may call, fallbacks included, in order."""
-        agents = [a for layer in self.layers for a in layer.agents] + [self.aggregator]
-        refs = [ref for a in agents for ref in (a.model, *a.fallbacks)]
-        return list(dict.fromkeys(refs))
-
     def dry_run(self) -> Recipe:
-        """The same recipe with every model replaced by a fake one that spends no tokens."""
+        """The same recipe with every model (judges included) replaced by a fake one that spends
+        no tokens."""
 
         def fake(agent: Agent) -> dict[str, Any]:
             data = agent.model_dump(exclude_defaults=True)
@@ -208,6 +144,11 @@ class Recipe(_Strict):
             for layer in self.layers
         ]
         data["aggregator"] = fake(self.aggregator)
+        strategy = data.get("strategy", {})
+        if self.strategy.judge:
+            strategy["judge"] = "fake:" + self.strategy.judge
+        if self.strategy.select and self.strategy.select.judge:
+            strategy["select"]["judge"] = "fake:" + self.strategy.select.judge
         return Recipe.model_validate(data)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 
 from moa.backends.base import Backend
+from moa.backends.registry import REGISTRY
 from moa.errors import MissingKeyError, ModelRefError
 from moa.providers import PRESETS, ModelRef, Provider, parse_ref
 
@@ -39,22 +40,30 @@ class Resolver:
         self._auto_pull = auto_pull
         self._progress = progress
         self._max_retries = openai_max_retries
-        self._made: dict[tuple[str, str | None], Backend] = {}
+        self._made: dict[tuple[str, str | None, str | None], Backend] = {}
         self._wrap = wrap
 
-    def add_provider(self, provider: Provider) -> None:
-        base = self._providers.get(provider.name)
-        if base is not None:
-            provider = replace(
-                base,
-                base_url=provider.base_url or base.base_url,
-                key_env=provider.key_env or base.key_env,
-                context_windows={
-                    **(base.context_windows or {}),
-                    **(provider.context_windows or {}),
-                },
-            )
-        self._providers[provider.name] = provider
+    def with_providers(self, providers: Mapping[str, Provider]) -> Resolver:
+        """A resolver that also knows `providers` (a recipe's), merged over the known ones,
+        sharing this one's backends; this one is unchanged. Itself when there are none."""
+        if not providers:
+            return self
+        child = copy.copy(self)
+        child._providers = dict(self._providers)
+        for provider in providers.values():
+            base = child._providers.get(provider.name)
+            if base is not None:
+                provider = replace(
+                    base,
+                    base_url=provider.base_url or base.base_url,
+                    api_key_env=provider.api_key_env or base.api_key_env,
+                    context_windows={
+                        **(base.context_windows or {}),
+                        **(provider.context_windows or {}),
+                    },
+                )
+            child._providers[provider.name] = provider
+        return child
 
     def parse(self, ref: str) -> ModelRef:
         return parse_ref(ref, self._providers)
@@ -65,7 +74,7 @@ class Resolver:
     def check(self, ref: str) -> None:
         """Raise the error that resolving `ref` would raise, without creating anything."""
         parsed = self.parse(ref)
-        if parsed.provider in self._given or parsed.provider in ("fake", "local", "gguf"):
+        if parsed.provider in self._given or parsed.provider in REGISTRY:
             return
         self._provider_and_key(parsed, ref)
 
@@ -73,9 +82,9 @@ class Resolver:
         provider = self._providers.get(parsed.provider)
         if provider is None:
             raise ModelRefError(f"{ref!r}: unknown provider '{parsed.provider}'")
-        key = self._env.get(provider.key_env) if provider.key_env else None
+        key = self._env.get(provider.api_key_env) if provider.api_key_env else None
         if provider.key_required and not key:
-            raise MissingKeyError(ref, provider.key_env or f"{provider.name.upper()}_API_KEY")
+            raise MissingKeyError(ref, provider.api_key_env or f"{provider.name.upper()}_API_KEY")
         if parsed.base_url is None and provider.url(self._env) is None:
             raise ModelRefError(f"{ref!r}: provider '{provider.name}' has no base URL; add @URL")
         return provider, key
@@ -84,10 +93,12 @@ class Resolver:
         parsed = self.parse(ref)
         if parsed.provider in self._given:
             return self._given[parsed.provider], parsed.model
-        if parsed.provider == "fake":
-            return self._shared(("fake", None), _make_fake), parsed.model
-        if parsed.provider in ("local", "gguf"):
-            return self._local(parsed)
+        if (entry := REGISTRY.get(parsed.provider)) is not None:
+            located = entry.locate(parsed.model, self._auto_pull, self._progress)
+            backend = self._shared((entry.backend, None, None), entry.make)
+            if located.n_ctx is not None:
+                backend.configure_model(located.model, n_ctx=located.n_ctx)
+            return backend, located.model
         provider, key = self._provider_and_key(parsed, ref)
         url = parsed.base_url or provider.url(self._env)
         assert url is not None
@@ -103,44 +114,18 @@ class Resolver:
                 context_windows=provider.context_windows,
             )
 
-        return self._shared((provider.name, url), make), parsed.model
+        return self._shared((provider.name, url, provider.api_key_env), make), parsed.model
 
-    def _local(self, parsed: ModelRef) -> tuple[Backend, str]:
-        from moa import catalog
-
-        if parsed.provider == "local":
-            entry = catalog.resolve(parsed.model)
-            path = catalog.ensure(entry.name, auto_pull=self._auto_pull, progress=self._progress)
-            n_ctx = {str(path): entry.n_ctx}
-        else:
-            path = Path(parsed.model).expanduser()
-            if not path.is_file():
-                raise ModelRefError(f"gguf:{parsed.model}: no such file")
-            n_ctx = {}
-
-        def make() -> Backend:
-            from moa.backends.llamacpp import LlamaCppBackend
-
-            return LlamaCppBackend()
-
-        backend = self._shared(("local", None), make)
-        for key, value in n_ctx.items():
-            backend.configure_model(key, n_ctx=value)
-        return backend, str(path)
-
-    def _shared(self, key: tuple[str, str | None], make: Callable[[], Backend]) -> Backend:
+    def _shared(
+        self, key: tuple[str, str | None, str | None], make: Callable[[], Backend]
+    ) -> Backend:
         if key not in self._made:
             backend = make()
             self._made[key] = self._wrap(key[0], backend) if self._wrap else backend
         return self._made[key]
 
     async def aclose(self) -> None:
-        made, self._made = self._made, {}
+        made = dict(self._made)
+        self._made.clear()  # in place: resolvers made by with_providers share it
         for backend in made.values():
             await backend.aclose()
-
-
-def _make_fake() -> Backend:
-    from moa.backends.fake import FakeBackend
-
-    return FakeBackend()

@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-Role = Literal["proposer", "aggregator", "judge"]
+AgentRole = Literal["proposer", "aggregator", "judge"]
+"""What an agent does in a run (not a message role: that is `moa.types.Role`)."""
 Outcome = Literal["ok", "best_proposal", "error", "running"]
 
 
@@ -32,7 +33,7 @@ class Call:
     layer: int
     index: int
     agent: str
-    role: Role
+    role: AgentRole
     model: str
     settings: dict[str, Any] = field(default_factory=dict)
     text: str | None = None

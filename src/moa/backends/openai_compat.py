@@ -22,7 +22,6 @@ from moa.errors import (
 )
 from moa.types import Completion, Delta, Request, Usage
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 """Retried statuses; every other 5xx is retried too."""
 _CONTEXT_HINTS = re.compile(
     r"context[_ ]length|context window|maximum context|too many tokens|"
@@ -100,9 +99,7 @@ def _map(exc: Exception, model: str) -> BackendError:
                 f"prompt too long ({status}): {message}", model=model, status=status, body=body
             )
         error = BackendError(f"HTTP {status}: {message}", model=model, status=status, body=body)
-        error.retryable = status in RETRY_STATUSES or status >= 500
-        if error.retryable:
-            error.retry_after = retry_after
+        error.retry_after = retry_after
         return error
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
         return BadResponse(f"malformed response: {exc}", model=model)

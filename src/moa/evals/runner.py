@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from moa.backends.base import Backend
+from moa.backends.registry import REGISTRY
 from moa.batch import BatchSummary, read_results, run_batch
 from moa.cache import CachedBackend, CallCost, ResponseCache, recording
 from moa.engine import MoA, Result
+from moa.plan import compile_recipe
 from moa.recipe import Agent, Recipe
 from moa.resolver import Resolver
 from moa.trace import Call
@@ -33,7 +35,7 @@ __all__ = [
     "wilson",
 ]
 
-LOCAL_PROVIDERS = ("local", "gguf")
+LOCAL_PROVIDERS = tuple(name for name, e in REGISTRY.items() if e.local)
 
 RecipeLike = str | Path | Recipe | Mapping[str, Any]
 """What `moa.recipe.load_recipe` accepts: a built-in name, a file, a mapping, a Recipe."""
@@ -141,10 +143,8 @@ def agent_label(agent: Agent) -> str:
 
 def proposers(recipe: Recipe, layer: int = 0) -> list[Agent]:
     """The agents of a layer as the engine runs them: samples unrolled, defaults filled."""
-    if not recipe.layers:
-        return []
-    defaults = recipe.defaults("proposer")
-    return [a.with_defaults(defaults) for a in recipe.layers[layer].expanded()]
+    layers = compile_recipe(recipe).layers
+    return list(layers[layer].agents) if layers else []
 
 
 def single(recipe: Recipe, agent: Agent, name: str) -> Recipe:

@@ -13,6 +13,7 @@ from typing import Any
 from moa.backends.base import Backend
 from moa.engine import MoA
 from moa.errors import ConfigError, MoAError
+from moa.plan import compile_recipe
 from moa.recipe import SUFFIXES, Recipe, builtin_names, load_recipe
 from moa.server.errors import ApiError, from_setup_error
 
@@ -37,10 +38,11 @@ class Entry:
         info: dict[str, Any] = {"id": self.id, "object": "model", "created": self.created}
         info["owned_by"] = self.owned_by
         if self.recipe is not None:
+            plan = compile_recipe(self.recipe)
             info["moa"] = {
                 "description": self.recipe.description,
-                "layers": [[a.label for a in layer.expanded()] for layer in self.recipe.layers],
-                "aggregator": self.recipe.aggregator.label,
+                "layers": [[a.label for a in layer.agents] for layer in plan.layers],
+                "aggregator": plan.aggregator.label,
             }
         else:
             info["moa"] = {"error": str(self.error)}

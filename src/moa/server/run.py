@@ -127,8 +127,11 @@ def plan(moa: MoA) -> dict[str, Any]:
     return {
         "type": "run.started",
         "recipe": moa.recipe.name,
-        "layers": [[{"agent": a.label, "model": a.model} for a in layer] for layer in moa.layers],
-        "aggregator": {"agent": moa.aggregator.label, "model": moa.aggregator.model},
+        "layers": [
+            [{"agent": a.label, "model": a.model} for a in layer.agents]
+            for layer in moa.plan.layers
+        ],
+        "aggregator": {"agent": moa.plan.aggregator.label, "model": moa.plan.aggregator.model},
     }
 
 

@@ -1,0 +1,359 @@
+"""One agent call and every rule about it, in one place.
+
+`Caller.call` fills one trace `Call`: it tries the agent's model, then each fallback; each
+model gets `retry.attempts` tries when `should_retry` says so, with exponential backoff and
+jitter, honouring Retry-After; each try waits at the provider's rate and concurrency gate,
+has the per-call timeout, and is cut off by the run's deadline; references are fitted to the
+model's context window first. `AgentStarted` and `AgentFinished` are emitted here and only
+here, once per call, whether it answered, failed or was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from moa.agent import Agent
+from moa.backends.base import Backend, Fold
+from moa.context import estimate_tokens, fit
+from moa.errors import (
+    AgentFailure,
+    BackendError,
+    BackendTimeout,
+    BadResponse,
+    ContextLengthError,
+    MoAError,
+    should_retry,
+)
+from moa.events import AgentFinished, AgentStarted, EventSink, Token
+from moa.limits import Limits, LimitSpec
+from moa.prompts import add_system, inject
+from moa.recipe import Retry
+from moa.resolver import Resolver
+from moa.trace import AgentRole, Attempt, Call, Trace
+from moa.types import Completion, Message, Request
+
+__all__ = ["Caller", "Run", "failures"]
+
+
+@dataclass
+class Run:
+    """What every call of one run shares: its trace, where events go, and its deadline."""
+
+    trace: Trace
+    emit: EventSink = field(default=lambda _: None)
+    deadline_at: float | None = None
+    listening: bool = False
+    """Someone receives the events: streamed text cannot be taken back."""
+    clock0: float = field(default_factory=time.monotonic)
+    reasons: dict[asyncio.Task[Any], str] = field(default_factory=dict)
+    """Why a call's task was cancelled, for its trace record (see `cancel`)."""
+
+    def cancel(self, task: asyncio.Task[Any], reason: str) -> None:
+        """Cancel a call's task, saying why in its trace record."""
+        self.reasons[task] = reason
+        task.cancel()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.clock0
+
+    def remaining(self) -> float | None:
+        return None if self.deadline_at is None else self.deadline_at - time.monotonic()
+
+
+def failures(call: Call) -> list[AgentFailure]:
+    """Why `call` failed: one failure for each model it tried (fallbacks), in order."""
+    last: dict[str, Attempt] = {}
+    for attempt in call.attempts:
+        if attempt.error is not None:
+            last[attempt.model] = attempt
+    earlier = [
+        AgentFailure(call.layer, call.agent, model, a.error or "", a.error_type or "Error")
+        for model, a in last.items()
+        if model != call.model
+    ]
+    own = AgentFailure(
+        call.layer, call.agent, call.model, call.error or "no answer", call.error_type or "Error"
+    )
+    return [*earlier, own]
+
+
+class Caller:
+    """Makes the calls of runs: one resolver, one limits registry, one retry policy."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        limits: Limits,
+        *,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        prompt: str = "",
+        limit_specs: Mapping[str, LimitSpec] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.limits = limits
+        self.retry = retry or Retry()
+        self.timeout = timeout
+        self.prompt = prompt
+        self.limit_specs = dict(limit_specs or {})
+        self.rng = rng or random.Random()
+
+    def record(self, run: Run, agent: Agent, role: AgentRole, *, layer: int, index: int) -> Call:
+        """A new call's record in the run's trace (filled by `call`)."""
+        call = Call(
+            layer=layer,
+            index=index,
+            agent=agent.label,
+            role=role,
+            model=agent.model,
+            settings=agent.settings().to_dict(),
+            started_s=run.elapsed(),
+        )
+        run.trace.calls.append(call)
+        return call
+
+    async def call(
+        self,
+        run: Run,
+        agent: Agent,
+        role: AgentRole,
+        messages: Sequence[Message],
+        *,
+        layer: int,
+        index: int,
+        references: Sequence[str] = (),
+        stream: bool = False,
+        record: Call | None = None,
+    ) -> Call:
+        """The answer of `agent` or of its fallbacks, recorded in `run.trace` (in `record`
+        where given). Never raises for the agent's own failure (the Call says it); a
+        cancellation is recorded, then raised."""
+        call = record or self.record(run, agent, role, layer=layer, index=index)
+        call.started_s = run.elapsed()
+        run.emit(AgentStarted(layer, index, call.agent, agent.model, role))
+        if agent.system:
+            messages = add_system(messages, agent.system, first=True)
+        try:
+            remaining = run.remaining()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                await self._models(run, call, agent, messages, references, stream)
+        except TimeoutError:
+            call.error_type = "DeadlineExceeded"
+            call.error = "the run's deadline passed before this call finished"
+        except asyncio.CancelledError:  # grace, quorum, a decided vote, or the caller
+            call.error_type = "Cancelled"
+            task = asyncio.current_task()
+            call.error = run.reasons.pop(task, "cancelled") if task else "cancelled"
+            raise
+        finally:
+            call.latency_s = run.elapsed() - call.started_s
+            run.emit(AgentFinished(call))
+        return call
+
+    async def _models(
+        self,
+        run: Run,
+        call: Call,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        stream: bool,
+    ) -> None:
+        streamed: list[str] = []  # what already reached the user
+        for ref in (agent.model, *agent.fallbacks):
+            call.model = ref
+            try:
+                done = await self._attempts(
+                    run, call, ref, agent, messages, references, stream, streamed
+                )
+            except BackendError as exc:
+                call.error_type, call.error = type(exc).__name__, exc.message
+                if streamed and run.listening:  # text reached the user: no silent restart
+                    call.text = "".join(streamed)
+                    call.error += f" (after {len(call.text)} characters were streamed)"
+                    return
+                streamed.clear()  # nobody saw it: the next model starts afresh
+                continue
+            call.text = done.text
+            call.finish_reason = done.finish_reason
+            call.error = call.error_type = None
+            call.input_tokens = done.usage.input_tokens
+            call.output_tokens = done.usage.output_tokens
+            return
+
+    def fitted(
+        self,
+        backend: Backend,
+        model: str,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        *,
+        ref: str,
+    ) -> tuple[list[Message], dict[str, Any] | None]:
+        """The messages to send, references trimmed to the context window where one is known.
+
+        Only the references are trimmed: a conversation that does not fit by itself raises
+        ContextLengthError naming `ref` (the model reference being called)."""
+        window = agent.context_window or backend.context_window(model)
+        if not window:
+            return (
+                inject(messages, self.prompt, references) if references else list(messages)
+            ), None
+
+        def count(text: str) -> int:
+            counted = backend.count_tokens(model, text)
+            return counted if counted is not None else estimate_tokens(text)
+
+        reserve = agent.max_tokens or 512
+        overhead = 8 * (len(messages) + 1) + 4 * len(references)
+        base = inject(messages, self.prompt, []) if references else list(messages)
+        base_tokens = sum(count(m.content) for m in base) + overhead
+        budget = window - reserve - base_tokens
+        if budget < 0:
+            raise ContextLengthError(
+                f"the conversation needs about {base_tokens} tokens and {reserve} are kept for "
+                f"the answer, more than the context window of {window}",
+                model=ref,
+            )
+        if not references:
+            return base, None
+        kept, trims = fit(references, budget, count)
+        info = None
+        if trims:
+            info = {
+                "window": window,
+                "budget": budget,
+                "references": [
+                    {
+                        "index": t.index,
+                        "tokens_before": t.tokens_before,
+                        "tokens_after": t.tokens_after,
+                    }
+                    for t in trims
+                ],
+            }
+        return inject(messages, self.prompt, kept), info
+
+    async def _attempts(
+        self,
+        run: Run,
+        call: Call,
+        ref: str,
+        agent: Agent,
+        messages: Sequence[Message],
+        references: Sequence[str],
+        stream: bool,
+        streamed: list[str],
+    ) -> Completion:
+        """One model's tries: the gate, the timeout, the retry rule and the backoff."""
+        policy = self.retry
+        backend, model = self.resolver.resolve(ref)
+        try:
+            outgoing, trimmed = self.fitted(backend, model, agent, messages, references, ref=ref)
+        except ContextLengthError as exc:  # refused here, before any request: still an attempt
+            call.attempts.append(
+                Attempt(model=ref, latency_s=0.0, error=exc.message, error_type=type(exc).__name__)
+            )
+            raise
+        call.trimmed = {**trimmed, "model": ref} if trimmed else None
+        settings = agent.settings()
+        request_tokens = sum(estimate_tokens(m.content) for m in outgoing)
+        provider = self.resolver.provider_of(ref)
+        gate = self.limits.gate(provider, self.limit_specs.get(provider))
+        timeout = agent.timeout or self.timeout
+        request = Request(model=model, messages=tuple(outgoing), settings=settings, timeout=timeout)
+        for attempt_no in range(1, policy.attempts + 1):
+            start = queued_from = time.monotonic()
+            queued = 0.0
+            try:
+                async with gate.slot(request_tokens + (settings.max_tokens or 0)):
+                    start = time.monotonic()
+                    queued = start - queued_from
+                    done = await self._one(backend, request, run, stream, streamed)
+                    if not done.text.strip():  # never synthesise from an empty answer
+                        raise BadResponse("the model answered with empty text", model=ref)
+                # the answer's tokens beyond those booked for max_tokens
+                gate.charge(done.usage.output_tokens - (settings.max_tokens or 0))
+                call.attempts.append(
+                    Attempt(model=ref, latency_s=time.monotonic() - start, queued_s=queued)
+                )
+                return done
+            except BackendError as exc:
+                error = exc
+            except TimeoutError:
+                error = BackendTimeout(f"no answer within {timeout:g}s", model=ref)
+            except asyncio.CancelledError:  # the trace says so, then the cancellation goes on
+                call.attempts.append(
+                    Attempt(
+                        model=ref,
+                        latency_s=time.monotonic() - start,
+                        error="cancelled",
+                        error_type="Cancelled",
+                        queued_s=queued,
+                    )
+                )
+                raise
+            except MoAError:
+                raise
+            except Exception as exc:  # a foreign exception from a user's backend
+                error = BackendError(f"{type(exc).__name__}: {exc}", model=ref)
+            if not error.model:
+                error.model = ref
+            attempt = Attempt(
+                model=ref,
+                latency_s=time.monotonic() - start,
+                error=error.message,
+                error_type=type(error).__name__,
+                status=error.status,
+                queued_s=queued,
+            )
+            call.attempts.append(attempt)
+            if streamed and run.listening:  # text reached the user: no silent restart
+                raise error
+            streamed.clear()
+            if not should_retry(error) or attempt_no == policy.attempts:
+                raise error
+            wait = self.backoff(attempt_no, error)
+            remaining = run.remaining()
+            if remaining is not None and wait >= remaining:
+                raise error
+            attempt.wait_s = wait
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def backoff(self, attempt: int, error: BackendError) -> float:
+        """Seconds before try `attempt` + 1: Retry-After (capped) where the server said, else
+        exponential backoff with jitter."""
+        policy = self.retry
+        if error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), policy.max_retry_after)
+        wait = min(policy.backoff * 2 ** (attempt - 1), policy.max_backoff)
+        return float(wait * (1 - policy.jitter * self.rng.random()))
+
+    async def _one(
+        self,
+        backend: Backend,
+        request: Request,
+        run: Run,
+        stream: bool,
+        streamed: list[str],
+    ) -> Completion:
+        async with asyncio.timeout(request.timeout):
+            if not stream:
+                return await backend.complete(request)
+            fold = Fold()
+            async for delta in backend.stream(request):
+                fold.add(delta)
+                if delta.text:
+                    streamed.append(delta.text)
+                    run.emit(Token(delta.text))
+            return fold.completion()

@@ -1,0 +1,78 @@
+"""What a run reports as it goes (events), and what it returns (`Result`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moa.trace import AgentRole, Call, Trace
+from moa.types import Usage
+
+__all__ = [
+    "AgentFinished",
+    "AgentStarted",
+    "Event",
+    "EventSink",
+    "Finished",
+    "LayerFinished",
+    "Result",
+    "Token",
+]
+
+
+@dataclass(frozen=True)
+class AgentStarted:
+    layer: int
+    index: int
+    agent: str
+    model: str
+    role: AgentRole
+
+
+@dataclass(frozen=True)
+class AgentFinished:
+    call: Call
+
+
+@dataclass(frozen=True)
+class LayerFinished:
+    layer: int
+    answered: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: Result
+
+
+Event = AgentStarted | AgentFinished | LayerFinished | Token | Finished
+EventSink = Callable[[Event], None]
+"""Where a run sends its events."""
+
+
+@dataclass
+class Result:
+    """The final answer and the trace of how it was made."""
+
+    text: str
+    trace: Trace
+    best_proposal: bool = False
+
+    @property
+    def usage(self) -> Usage:
+        t = self.trace.totals()
+        return Usage(t.input_tokens, t.output_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "best_proposal": self.best_proposal,
+            "trace": self.trace.to_dict(),
+        }

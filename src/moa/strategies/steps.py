@@ -1,0 +1,192 @@
+"""The recipe's `strategy:` section as steps: filter, council, selection, early stop, the finals
+(vote, rank) and the aggregator's evidence and Self-MoA-Seq rounds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from moa.agent import Agent
+from moa.prompts import add_system, inject, numbered
+from moa.strategies.base import Answers, Final, Step, StepContext
+from moa.strategies.config import Strategy
+from moa.strategies.votes import (
+    aggregate_block,
+    borda,
+    parse_choice,
+    parse_ranking,
+    review_text,
+    seq_rounds,
+    tally,
+)
+
+__all__ = ["RecipeStrategy", "build", "judge_agent"]
+
+
+def judge_agent(ref: str | None, max_tokens: int, aggregator: Agent) -> Agent:
+    """A judge at temperature 0 with a small answer budget: `ref`, else the aggregator's model."""
+    base = aggregator if ref is None else Agent(model=ref)
+    update: dict[str, Any] = {"temperature": 0, "max_tokens": max_tokens, "seed": None, "n": 1}
+    return base.model_copy(update=update)
+
+
+def build(config: Strategy) -> Step:
+    """The steps of a recipe's strategy; the identity for the default (the paper's MoA)."""
+    return Step() if config == Strategy() else RecipeStrategy(config)
+
+
+class RecipeStrategy(Step):
+    def __init__(self, config: Strategy) -> None:
+        self.config = config
+        self.read = config.read()
+
+    # after a layer ---------------------------------------------------------------------------
+    async def after_layer(self, ctx: StepContext, number: int, answers: Answers) -> Answers:
+        config = self.config
+        calls = answers.calls
+        if config.drop_unanswered:
+            kept = [c for c in calls if self.read(c.text) is not None]
+            if kept and len(kept) < len(calls):
+                ctx.note(
+                    f"layer {number}: dropped {len(calls) - len(kept)} answers "
+                    "with no readable final answer"
+                )
+                calls = kept
+        answers = Answers(calls)
+        index = len(ctx.layers[number - 1])  # side calls are numbered after the layer's agents
+        if config.council is not None and len(calls) > 1:
+            answers = await self._council(ctx, number, answers, index)
+            index += len(calls)
+        if config.select is not None and len(answers.calls) > config.select.top_k:
+            answers = await self._select(ctx, number, answers, index)
+        return answers
+
+    async def _council(
+        self, ctx: StepContext, number: int, answers: Answers, index: int
+    ) -> Answers:
+        council = self.config.council
+        assert council is not None
+        texts = answers.texts
+        n = len(texts)
+        orders = [[(i + k) % n for i in range(n)] for k in range(n)]  # rotated: none always first
+        reviews = []
+        for k, proposer in enumerate(answers.calls):
+            agent = ctx.layers[number - 1][proposer.index].model_copy(
+                update={"temperature": 0, "max_tokens": council.max_tokens, "seed": None}
+            )
+            shown = add_system(
+                ctx.messages, numbered(self.config.review_prompt, [texts[i] for i in orders[k]])
+            )
+            reviews.append(ctx.call(agent, "judge", shown, number, index + k))
+        done = await asyncio.gather(*reviews)
+        rankings = []
+        for k, call in enumerate(done):
+            ranked = parse_ranking(call.text, n) if call.ok else None
+            if ranked is not None:
+                rankings.append([orders[k][i] for i in ranked])
+        if not rankings:
+            ctx.note(f"layer {number}: no council review could be read")
+            return answers
+        best = borda(rankings, n)
+        review = review_text(best, len(rankings))
+        ctx.note(f"layer {number}: council ranking {review}")
+        return Answers([answers.calls[i] for i in best][: council.top_k], review)
+
+    async def _select(self, ctx: StepContext, number: int, answers: Answers, index: int) -> Answers:
+        select = self.config.select
+        assert select is not None
+        judge = judge_agent(select.judge, select.max_tokens, ctx.judge_base)
+        texts = answers.texts
+        shown = inject(ctx.messages, self.config.review_prompt, texts)
+        call = await ctx.call(judge, "judge", shown, number, index)
+        ranked = parse_ranking(call.text, len(texts)) if call.ok else None
+        if ranked is None:
+            ctx.note(
+                f"layer {number}: the judge's ranking could not be read; kept the first "
+                f"{select.top_k} answers"
+            )
+            ranked = list(range(len(texts)))
+        return Answers([answers.calls[i] for i in ranked[: select.top_k]], answers.review)
+
+    # early stop ------------------------------------------------------------------------------
+    def _agree(self, texts: list[str]) -> tuple[bool, str]:
+        rule = self.config.early_stop
+        if rule is None or len(texts) < rule.min_answers:
+            return False, ""
+        t = tally(texts, self.read)
+        if not t.total or t.winner is None or t.votes / t.total < rule.agree:
+            return False, ""
+        return True, f"{t.votes} of {t.total} answers agree on {t.winner}"
+
+    def stop_after(self, ctx: StepContext, number: int, answers: Answers) -> bool:
+        agreed, how = self._agree(answers.texts)
+        if agreed:
+            ctx.note(f"early stop after layer {number}: {how}")
+        return agreed
+
+    # the final -------------------------------------------------------------------------------
+    async def decide(self, ctx: StepContext, answers: Answers) -> str | None:
+        config = self.config
+        texts = answers.texts
+        t = tally(texts, self.read)
+        rule = config.early_stop
+        if rule is not None and rule.skip_aggregator and self._agree(texts)[0]:
+            assert t.index is not None
+            ctx.note(f"the answers agree ({t.votes} of {t.total} on {t.winner}): no aggregation")
+            return texts[t.index]
+        if config.final == "vote":
+            if t.index is None and config.unread == "synthesize":
+                ctx.note("vote: no answer could be read; synthesising")
+                return None
+            if t.index is None:
+                ctx.note("vote: no answer could be read")
+                return texts[0]
+            ctx.note(f"vote: {t.winner} with {t.votes} of {t.total}")
+            return texts[t.index]
+        if config.final == "rank":
+            judge = judge_agent(config.judge, config.judge_max_tokens, ctx.judge_base)
+            shown = inject(ctx.messages, config.rank_prompt, texts)
+            call = await ctx.call(judge, "judge", shown, ctx.final_layer, 0)
+            choice = parse_choice(call.text, len(texts)) if call.ok else None
+            if choice is not None:
+                ctx.note(f"ranker chose {choice + 1}")
+                return texts[choice]
+            fallback = t.index if t.index is not None else 0
+            ctx.note(
+                f"the ranker's answer could not be read ({(call.text or call.error or '')[:80]!r});"
+                f" returned answer {fallback + 1} by vote"
+            )
+            return texts[fallback]
+        return None
+
+    async def before_final(self, ctx: StepContext, answers: Answers) -> Final:
+        """Self-MoA-Seq rounds run here; the evidence and the review join the system text."""
+        config = self.config
+        references = answers.texts
+        layer_no = ctx.final_layer
+        rounds = seq_rounds(len(references), config.seq.window) if config.seq else []
+        synthesis: str | None = None
+        for number, members in enumerate(rounds[:-1]):
+            refs = [references[i] for i in members]
+            if synthesis is not None:
+                refs = [synthesis, *refs]
+            block = aggregate_block(
+                ctx.prompt, refs, config, answers.review, seq=synthesis is not None
+            )
+            call = await ctx.call(
+                ctx.aggregator, "aggregator", add_system(ctx.messages, block), layer_no, 0
+            )
+            layer_no += 1
+            if call.ok:
+                synthesis = call.text or ""
+            else:
+                ctx.note(f"Seq round {number + 1} failed; its answers are skipped")
+        if rounds:
+            refs = [references[i] for i in rounds[-1]]
+            references = [synthesis, *refs] if synthesis is not None else refs
+        if config.evidence == "none" and answers.review is None and synthesis is None:
+            return Final(ctx.messages, references, layer_no)
+        block = aggregate_block(
+            ctx.prompt, references, config, answers.review, seq=synthesis is not None
+        )
+        return Final(add_system(ctx.messages, block), [], layer_no)
