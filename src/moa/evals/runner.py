@@ -17,12 +17,15 @@ from moa.backends.base import Backend
 from moa.backends.registry import REGISTRY
 from moa.batch import BatchSummary, read_results, run_batch
 from moa.cache import CachedBackend, CallCost, ResponseCache, recording
+from moa.call import Caller, Run
 from moa.engine import MoA, Result
+from moa.errors import BackendError
+from moa.limits import LIMITS
 from moa.plan import compile_recipe
-from moa.recipe import Agent, Recipe
+from moa.recipe import Agent, Recipe, Retry
 from moa.resolver import Resolver
-from moa.trace import Call
-from moa.types import Message, MessagesLike, Request, Settings, to_messages
+from moa.trace import Call, Trace
+from moa.types import Message, MessagesLike, Settings, to_messages
 
 __all__ = [
     "Harness",
@@ -203,6 +206,9 @@ class Harness:
     report_only: bool = False
     """Run nothing: report on the results already under `out_dir` (rows count what is done)."""
     log: Callable[[str], None] = print
+    judge_timeout: float | None = 300.0
+    """Seconds a judge's call may take (as a recipe's `timeout`)."""
+    judge_retry: Retry = field(default_factory=Retry)
     store: ResponseCache | None = field(init=False, default=None)
     resolver: Resolver = field(init=False)
 
@@ -289,21 +295,18 @@ class Harness:
         max_tokens: int,
         temperature: float = 0.0,
     ) -> tuple[Call, ItemCost]:
-        """One call to a judge model, recorded as a trace `Call` with role 'judge'. A failure
-        propagates: the batch records the item as failed, and retries it on the next run."""
-        backend, model = self.resolver.resolve(ref)
-        msgs = to_messages(messages)
-        settings = Settings(temperature=temperature, max_tokens=max_tokens)
-        call = Call(
-            layer=0, index=0, agent=ref, role="judge", model=ref, settings=settings.to_dict()
-        )
+        """One call to a judge model, made like every agent call (`moa.call.Caller`: retries,
+        timeout, rate limits) and recorded as a trace `Call` with role 'judge'. A failure
+        propagates as the call's error: the batch records the item as failed, and retries it
+        on the next run."""
+        agent = Agent(model=ref, temperature=temperature, max_tokens=max_tokens)
+        self.resolver.check(ref)
+        caller = Caller(self.resolver, LIMITS, retry=self.judge_retry, timeout=self.judge_timeout)
+        run = Run(Trace(recipe="judge", started_at=time.time()))
         with recording() as ledger:
-            start = time.monotonic()
-            done = await backend.complete(Request(model=model, messages=msgs, settings=settings))
-            call.text = done.text
-            call.input_tokens = done.usage.input_tokens
-            call.output_tokens = done.usage.output_tokens
-            call.latency_s = time.monotonic() - start
+            call = await caller.call(run, agent, "judge", to_messages(messages), layer=0, index=0)
+        if not call.ok:
+            raise BackendError(call.error or "no answer", model=ref)
         return call, ItemCost.of(ledger, None)
 
     async def aclose(self) -> None:
