@@ -26,6 +26,7 @@ from moa.evals.runner import (
     wilson,
 )
 from moa.extract import extract_number
+from moa.plan import compile_recipe
 from moa.recipe import Agent, Layer, Recipe, load_recipe
 from moa.strategies import Strategy
 
@@ -87,7 +88,7 @@ def variants_for(recipe: Recipe, kinds: Sequence[str] = KINDS) -> list[Variant]:
     first = proposers(recipe)
     base = recipe.model_copy(update={"layers": recipe.layers[:1]})
     if "alone" in kinds:
-        agents = first or [recipe.aggregator.with_defaults(recipe.defaults("aggregator"))]
+        agents = first or [compile_recipe(recipe).aggregator]
         for agent in agents:
             label = f"{agent_label(agent)} alone"
             out.append(Variant(label, single(recipe, agent, label), "alone"))
