@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 import weakref
@@ -256,7 +257,13 @@ class MoA:
         step = plan.strategy
         answers = Answers([])
         for layer in plan.layers:
-            calls = await self._layer(run, layer, messages, answers.texts)
+            calls = await self._layer(
+                run,
+                layer,
+                messages,
+                answers.texts,
+                functools.partial(step.decided, ctx, layer.number),
+            )
             answers = await step.after_layer(ctx, layer.number, Answers([c for c in calls if c.ok]))
             if layer.number < len(plan.layers) and step.stop_after(ctx, layer.number, answers):
                 break
@@ -308,10 +315,11 @@ class MoA:
         layer: LayerPlan,
         messages: Sequence[Message],
         references: Sequence[str],
+        decided: Callable[[Sequence[Call]], str | None],
     ) -> list[Call]:
         """Every agent of the layer, concurrently, until all answered, or the quorum is met and
-        the grace period over, or the quorum can no longer be met. The run's deadline ends
-        each call by itself (moa.call)."""
+        the grace period over, or the strategy says the outcome is decided, or the quorum can
+        no longer be met. The run's deadline ends each call by itself (moa.call)."""
         number, quorum, grace = layer.number, layer.quorum, layer.grace
         remaining = run.remaining()
         late = remaining is not None and remaining <= 0  # the calls will start nothing
@@ -351,6 +359,13 @@ class MoA:
                 ok = sum(1 for c in finished if c.ok)
                 if len(finished) - ok > len(calls) - quorum:
                     reason = "cancelled: the layer can no longer reach its quorum"
+                    break
+                if ok >= quorum and pending and (why := decided(calls)) is not None:
+                    reason = f"cancelled: {why}"
+                    run.trace.notes.append(
+                        f"layer {number}: stopped {len(pending)} of {len(calls)} calls "
+                        f"{run.elapsed():.2f}s into the run: {why}"
+                    )
                     break
                 if ok >= quorum and grace is not None and grace_until is None:
                     grace_until = time.monotonic() + grace

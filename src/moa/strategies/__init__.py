@@ -11,6 +11,7 @@ from moa.strategies.config import (
     REVIEW_PROMPT,
     SEQ_NOTE,
     Council,
+    DecideEarly,
     EarlyStop,
     Select,
     Seq,
@@ -26,6 +27,7 @@ from moa.strategies.votes import (
     parse_ranking,
     review_text,
     seq_rounds,
+    settled,
     tally,
 )
 
@@ -35,6 +37,7 @@ __all__ = [
     "SEQ_NOTE",
     "Answers",
     "Council",
+    "DecideEarly",
     "EarlyStop",
     "Final",
     "RecipeStrategy",
@@ -53,5 +56,6 @@ __all__ = [
     "parse_ranking",
     "review_text",
     "seq_rounds",
+    "settled",
     "tally",
 ]

@@ -1,5 +1,7 @@
 """The protocol between the engine and a strategy: three steps around the layers and the final.
 
+    decided(ctx, number, calls) -> str | None       while a layer runs: why its remaining
+                                                    calls can stop (the outcome is decided)
     after_layer(ctx, number, answers) -> answers    filter, review, select a layer's answers
     stop_after(ctx, number, answers) -> bool        stop adding layers (early stop)
     decide(ctx, answers) -> str | None              a final answer without the aggregator
@@ -74,6 +76,11 @@ class StepContext:
 
 class Step:
     """The identity strategy; strategies override the steps they need."""
+
+    def decided(self, ctx: StepContext, number: int, calls: Sequence[Call]) -> str | None:
+        """Called each time a call of layer `number` ends (`calls`: the layer's records, in
+        order; those still running have neither text nor error). A reason stops the rest."""
+        return None
 
     async def after_layer(self, ctx: StepContext, number: int, answers: Answers) -> Answers:
         return answers

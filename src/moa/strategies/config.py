@@ -7,6 +7,7 @@
       select: {top_k: 2}       # sparse MoA: a judge forwards the best 2 answers of a layer
       council: {}              # agents rank each other's anonymised answers first
       early_stop: {agree: 1.0, skip_aggregator: true}
+      decide_early: {}         # final: vote: stop answers that can no longer change the vote
       answer: number           # how final answers are read for votes and agreement
 
 This module holds the typed configuration; `moa.strategies.steps` runs it.
@@ -28,6 +29,7 @@ __all__ = [
     "REVIEW_PROMPT",
     "SEQ_NOTE",
     "Council",
+    "DecideEarly",
     "EarlyStop",
     "Select",
     "Seq",
@@ -101,6 +103,14 @@ class EarlyStop(_Strict):
     skip_aggregator: bool = False
 
 
+class DecideEarly(_Strict):
+    """final: vote, in the last layer: stop the answers still running as soon as they cannot
+    change the vote's outcome. `window` adds the ESC rule: stop also once the last `window`
+    answers to finish all give the same final answer."""
+
+    window: int | None = Field(default=None, ge=2)
+
+
 class Strategy(_Strict):
     """The `strategy:` section of a recipe. Every part is optional; the default is the paper's
     MoA."""
@@ -111,6 +121,7 @@ class Strategy(_Strict):
     select: Select | None = None
     council: Council | None = None
     early_stop: EarlyStop | None = None
+    decide_early: DecideEarly | None = None
     drop_unanswered: bool = False
     """Drop answers with no readable final answer (keeping at least one)."""
     unread: Literal["first", "synthesize"] = "first"
@@ -147,6 +158,8 @@ class Strategy(_Strict):
     def _consistent(self) -> Strategy:
         if self.unread == "synthesize" and self.final != "vote":
             raise ValueError(f"unread: synthesize is for final: vote, not {self.final}")
+        if self.decide_early is not None and self.final != "vote":
+            raise ValueError(f"decide_early is for final: vote, not {self.final}")
         if self.final != "synthesize" and self.seq is not None:
             raise ValueError(
                 f"seq aggregates in rounds; it needs final: synthesize, not {self.final}"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from moa.agent import Agent
@@ -17,8 +18,10 @@ from moa.strategies.votes import (
     parse_ranking,
     review_text,
     seq_rounds,
+    settled,
     tally,
 )
+from moa.trace import Call
 
 __all__ = ["RecipeStrategy", "build", "judge_agent"]
 
@@ -39,6 +42,23 @@ class RecipeStrategy(Step):
     def __init__(self, config: Strategy) -> None:
         self.config = config
         self.read = config.read()
+
+    # while the last layer runs -------------------------------------------------------------
+    def decided(self, ctx: StepContext, number: int, calls: Sequence[Call]) -> str | None:
+        rule = self.config.decide_early
+        if rule is None or number != len(ctx.layers):
+            return None
+        done = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
+        pending = [i for i in range(len(calls)) if i not in done]
+        values = {i: self.read(calls[i].text) if calls[i].ok else None for i in done}
+        if pending and (winner := settled(values, pending)) is not None:
+            return f"the vote is decided ({winner}) whatever the {len(pending)} still running say"
+        if pending and rule.window is not None:
+            ended = sorted(done, key=lambda i: calls[i].started_s + calls[i].latency_s)
+            last = [values[i] for i in ended[-rule.window :]]
+            if len(last) == rule.window and last[0] is not None and len(set(last)) == 1:
+                return f"the last {rule.window} answers agree on {last[0]}"
+        return None
 
     # after a layer ---------------------------------------------------------------------------
     async def after_layer(self, ctx: StepContext, number: int, answers: Answers) -> Answers:
