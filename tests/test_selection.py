@@ -19,6 +19,7 @@ from moa.behaviour import (
     extract_code,
     probe_calls,
     select_by_behaviour,
+    typed_calls,
 )
 from moa.evals.data import packaged
 from moa.selection import (
@@ -193,6 +194,18 @@ def test_examples_read_the_prompts_own_doctests() -> None:
     )
     assert examples(arrows, "f") == [("f(3)", "9"), ("f(2)", "4"), ("f(1)", "1")]
     assert probe_calls(["f(3)"], "f") == ["f(4)", "f(2)", "f(0)", "f(-3)"]
+
+
+def test_other_example_forms_and_typed_inputs() -> None:
+    assert examples(problems()["HumanEval/107"]["prompt"], "even_odd_palindrome") == [
+        ("even_odd_palindrome(3)", "(1, 2)"),
+        ("even_odd_palindrome(12)", "(4, 6)"),
+    ]
+    p = problems()["HumanEval/41"]  # no example at all: inputs from the annotation `n: int`
+    assert examples(p["prompt"], "car_race_collision") == []
+    calls = typed_calls(p["prompt"], "car_race_collision", limit=3)
+    assert calls == ["car_race_collision(0)", "car_race_collision(1)", "car_race_collision(2)"]
+    assert typed_calls("def f(x: dict):\n    pass\n", "f") == []  # no guess for a dict
 
 
 def test_a_body_only_answer_continues_the_prompt() -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "extract_code",
     "probe_calls",
     "select_by_behaviour",
+    "typed_calls",
 ]
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -113,7 +114,68 @@ def examples(prompt: str, entry_point: str) -> list[tuple[str, str | None]]:
         if call not in seen:
             seen.add(call)
             out.append((call, expected))
+    if len(_parameters(prompt, entry_point)) == 1:  # 'Input: [4,2,3]  Output: 2', another form
+        for found in _INPUT.finditer(doc):
+            arg, expected = _literal(found.group(1)), _literal(found.group(2))
+            call = f"{entry_point}({arg})"
+            if arg is not None and call not in seen:
+                seen.add(call)
+                out.append((call, expected))
     return out
+
+
+_INPUT = re.compile(r"Input\s*:\s*(?:\w+\s*=\s*)?(.+?)\s*\n?\s*Output\s*:\s*(.+)")
+
+
+def _parameters(prompt: str, entry_point: str) -> list[tuple[str, str]]:
+    """(name, annotation) of the function's parameters, '' where it has no annotation."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            args = node.args.args
+            return [(a.arg, ast.unparse(a.annotation) if a.annotation else "") for a in args]
+    return []
+
+
+_SAMPLES: dict[str, list[Any]] = {
+    "int": [0, 1, 2, 3, 7, 10, 25],
+    "float": [0.0, 1.5, -2.0, 3.25],
+    "str": ["", "a", "abc", "Hello World", "racecar"],
+    "bool": [True, False],
+    "list[int]": [[], [1], [1, 2, 3], [5, 3, -1, 4, 4]],
+    "list[float]": [[], [1.0], [1.0, 2.5, -3.5]],
+    "list[str]": [[], ["a"], ["ab", "b", "abc"]],
+}
+_BY_NAME = {
+    "n": "int",
+    "N": "int",
+    "k": "int",
+    "num": "int",
+    "x": "int",
+    "s": "str",
+    "string": "str",
+}
+_BY_NAME |= {"text": "str", "word": "str", "sentence": "str", "lst": "list[int]"}
+_BY_NAME |= {"arr": "list[int]", "l": "list[int]", "numbers": "list[int]"}
+
+
+def typed_calls(prompt: str, entry_point: str, *, limit: int = 8) -> list[str]:
+    """Calls made from the parameters' annotations (or telling names: n, s, lst, ...), for
+    prompts that give no example; none if any parameter's type cannot be guessed."""
+    kinds = []
+    for name, annotation in _parameters(prompt, entry_point):
+        kind = annotation.lower().replace("typing.", "").replace(" ", "") or _BY_NAME.get(name, "")
+        if kind not in _SAMPLES:
+            return []
+        kinds.append(_SAMPLES[kind])
+    if not kinds:
+        return []
+    count = min(limit, max(len(k) for k in kinds))
+    rows = [[k[i % len(k)] for k in kinds] for i in range(count)]
+    return [f"{entry_point}({', '.join(repr(v) for v in row)})" for row in rows]
 
 
 def _variants(value: Any) -> list[Any]:
@@ -238,9 +300,10 @@ def select_by_behaviour(
     if not texts:
         raise ValueError("no candidates to choose from")
     found = examples(prompt, entry_point)
-    cases = found + [
-        (c, None) for c in probe_calls([c for c, _ in found], entry_point, limit=probes)
-    ]
+    more = probe_calls([c for c, _ in found], entry_point, limit=probes)
+    if not found:
+        more = typed_calls(prompt, entry_point)
+    cases = found + [(c, None) for c in more]
     runs = [
         behaviour(assemble_program(prompt, t, entry_point), cases, limits=limits) for t in texts
     ]
