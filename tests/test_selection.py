@@ -23,6 +23,7 @@ from moa.behaviour import (
 )
 from moa.evals.data import packaged
 from moa.selection import (
+    answer_kind,
     cisc_weights,
     confidence,
     confidence_weight,
@@ -155,6 +156,15 @@ def test_an_early_decision_is_the_final_outcome_whatever_the_rest_say(
             heavy = {**(w or {}), **dict.fromkeys(pending, 1.0)}
             assert plurality(final, heavy if weighted else None).answer == early.answer
         break
+
+
+def test_answer_kinds() -> None:
+    code = "Here:\n```python\ndef f(x):\n    return x\n```"
+    assert answer_kind([code, code, "I think 4.\nAnswer: 4"]) == "code"
+    assert answer_kind(["so\nAnswer: 4", "Answer: 5", "no idea"]) == "number"
+    # numbers met in passing do not make prose numeric
+    assert answer_kind(["In 1969 men walked on the moon.", "It was 1969.", "Yes."]) == "prose"
+    assert answer_kind([]) == "prose"
 
 
 def test_usc_prompt_and_reading() -> None:

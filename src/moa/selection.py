@@ -8,6 +8,8 @@
 - `decide_early`: whether a vote can stop its remaining sequences, because they cannot change the
   outcome any more, or (optionally) because a window of answers is unanimous (ESC, arXiv
   2401.10480).
+- `answer_kind`: whether a set of answers is numbers, code or prose, so that each kind can be
+  chosen by its own rule.
 - `usc_prompt` / `parse_usc`: the prompt and the reading of Universal Self-Consistency (arXiv
   2311.17311), for the variant that asks a model to select (the call itself is the caller's).
 
@@ -26,10 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from moa.extract import extract_strict
+
 __all__ = [
     "Choice",
     "Early",
     "Vote",
+    "answer_kind",
     "cisc_weights",
     "confidence",
     "confidence_weight",
@@ -94,6 +99,22 @@ def most_agreed(
     tied = [i for i, s in enumerate(scores) if math.isclose(s, best, abs_tol=1e-12)]
     index = greedy if greedy in tied else tied[0]
     return Choice(index, tuple(scores), f"most {unit} {n}-gram agreement ({best:.3f})")
+
+
+# answer kinds ---------------------------------------------------------------------------------
+_CODE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n|^\s*(?:async\s+)?def\s+\w+\s*\(", re.M)
+
+
+def answer_kind(texts: Sequence[str]) -> Literal["number", "code", "prose"]:
+    """'code' when at least half the answers hold a Python block or a function definition,
+    else 'number' when at least half end on an explicit numeric answer ('Answer: N', a boxed
+    or '#### N' one), else 'prose'."""
+    half = max(1, math.ceil(len(texts) / 2))
+    if sum(1 for t in texts if _CODE.search(t)) >= half:
+        return "code"
+    if sum(1 for t in texts if extract_strict(t) is not None) >= half:
+        return "number"
+    return "prose"
 
 
 # USC ------------------------------------------------------------------------------------------
