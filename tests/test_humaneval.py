@@ -73,7 +73,7 @@ def solver(wrong: bool) -> Any:
 
 RECIPE = {
     "name": "pair",
-    "layers": [["fake:good", "fake:bad"]],
+    "layers": [["fake:bad", "fake:good"]],  # the first (greedy) proposer is the wrong one
     "aggregator": "fake:bad",
     "proposer_defaults": {"temperature": 0.7, "seed": 0},
 }
@@ -96,7 +96,7 @@ async def test_evaluate_scores_each_variant_and_writes_the_report(tmp_path: Path
     fake.respond("bad", solver(wrong=True))
     h = harness(tmp_path, fake)
     report = await humaneval.evaluate(
-        [RECIPE], h, split="dev", limit=3, offset=26, kinds=["alone", "recipe"]
+        [RECIPE], h, split="dev", limit=3, offset=26, kinds=["recipe", "select"]
     )
     await h.aclose()
     rows = {r["name"]: r for r in report.rows}
@@ -112,6 +112,15 @@ async def test_evaluate_scores_each_variant_and_writes_the_report(tmp_path: Path
     saved = json.loads(report.files["json"].read_text())
     assert saved["meta"]["split"] == "dev" and saved["meta"]["problems"] == 3
     assert "| pair | 0.0 |" in report.files["md"].read_text()
+    # chosen by behaviour among the two proposers' answers: the right one, every time
+    chosen = rows["pair: behaviour selection"]
+    assert (chosen["correct"], chosen["n"], chosen["kind"]) == (3, 3, "select")
+    bad = rows["bad (T=0.7, seed 0) alone"]
+    assert chosen["tokens"] == pytest.approx(good["tokens"] + bad["tokens"])
+    assert chosen["wall"] is None  # no single run made it
+    lines = (tmp_path / "out" / chosen["file"]).read_text().splitlines()
+    picked = [json.loads(line)["chosen"] for line in lines]
+    assert picked == [1, 1, 1]
     record = json.loads((tmp_path / "out" / good["file"]).read_text().splitlines()[0])
     assert record["task_id"] == "HumanEval/52" and record["status"] == "ok"
 

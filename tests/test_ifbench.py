@@ -88,11 +88,9 @@ async def test_evaluate_scores_strict_and_loose_and_names_the_left_out(tmp_path:
     fake = FakeBackend()
     fake.respond("titler", title_case)
     fake.respond("chatty", lambda r: "sure:\n" + title_case(r))
-    recipe = {
-        "name": "two",
-        "layers": [["fake:titler", "fake:chatty"]],
-        "aggregator": "fake:chatty",
-    }
+    fake.respond("echo", title_case)
+    proposers = ["fake:chatty", "fake:titler", "fake:echo"]
+    recipe = {"name": "two", "layers": [proposers], "aggregator": "fake:chatty"}
     h = Harness(
         out_dir=tmp_path / "out",
         cache_path=tmp_path / "cache.sqlite3",
@@ -100,7 +98,9 @@ async def test_evaluate_scores_strict_and_loose_and_names_the_left_out(tmp_path:
         progress=False,
         log=lambda _: None,
     )
-    report = await ifbench.evaluate([recipe], h, data=data_file(tmp_path), split="all")
+    report = await ifbench.evaluate(
+        [recipe], h, data=data_file(tmp_path), split="all", kinds=["alone", "select"]
+    )
     await h.aclose()
     rows = {r["name"]: r for r in report.rows}
     titler, chatty = rows["titler (T=0.7) alone"], rows["chatty (T=0.7) alone"]
@@ -109,6 +109,9 @@ async def test_evaluate_scores_strict_and_loose_and_names_the_left_out(tmp_path:
     assert (chatty["correct"], chatty["loose"]) == (0, 2 / 3)
     assert chatty["instruction_strict"] == 0 and chatty["instruction_loose"] == 2 / 3
     assert report.meta["left out (cannot be checked offline)"]["keys"] == ["171"]
+    # the answer most like the others is the title-case one, not the first (greedy) one
+    chosen = rows["two: agreement selection"]
+    assert (chosen["correct"], chosen["n"]) == (2, 3)
     md = report.files["md"].read_text()
     assert "prompt loose %" in md and "| titler (T=0.7) alone | 66.7 |" in md
     assert {"json", "md", "png"} <= set(report.files)

@@ -170,8 +170,12 @@ def humaneval(
     limit: Annotated[int | None, typer.Option(help="How many problems (default: all).")] = None,
     offset: Offset = 0,
     variants: Annotated[
-        str, typer.Option(help="Which rows, comma-separated: alone, rank, recipe, self.")
-    ] = "alone,rank,recipe,self",
+        str,
+        typer.Option(
+            help="Which rows, comma-separated: alone, rank, recipe, self, select (the proposal "
+            "chosen by behaviour among the 'alone' rows' answers)."
+        ),
+    ] = "alone,rank,recipe,self,select",
     prompt: Annotated[
         str, typer.Option(help="'code-block', 'plain', or a template with {prompt}.")
     ] = "code-block",
@@ -216,8 +220,12 @@ def ifbench(
     limit: Annotated[int | None, typer.Option(help="How many prompts (default: all).")] = None,
     offset: Offset = 0,
     variants: Annotated[
-        str, typer.Option(help="Which rows, comma-separated: alone, rank, recipe, self.")
-    ] = "alone,rank,recipe,self",
+        str,
+        typer.Option(
+            help="Which rows, comma-separated: alone, rank, recipe, self, select (the proposal "
+            "most in agreement with the others among the 'alone' rows' answers)."
+        ),
+    ] = "alone,rank,recipe,self,select",
     data: Annotated[Path | None, typer.Option(help="IFBench JSONL (default: shipped).")] = None,
     timing: Timing = None,
     out_dir: OutDir = None,

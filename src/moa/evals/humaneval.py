@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.behaviour import assemble_program
+from moa.behaviour import assemble_program, select_by_behaviour
 from moa.errors import ConfigError
+from moa.evals import posthoc
 from moa.evals.data import packaged
 from moa.evals.gsm8k import dedupe, variants_for
 from moa.evals.report import Report, write_report
 from moa.evals.runner import Harness, RecipeLike, Variant, cost_columns, wilson
-from moa.recipe import load_recipe
+from moa.recipe import Recipe, load_recipe
 from moa.sandbox import Limits, run_python
 
 __all__ = ["KINDS", "PROMPTS", "SPLITS", "evaluate", "load_problems", "score"]
@@ -36,8 +37,11 @@ PROMPTS = {
 }
 """How a problem is put to the models ({prompt} is HumanEval's signature and docstring)."""
 
-KINDS = ("alone", "rank", "recipe", "self")
-"""The rows (as in GSM8K's report); no 'vote': a plurality of last numbers means nothing here."""
+KINDS = ("alone", "rank", "recipe", "self", "select")
+"""The rows (as in GSM8K's report; no 'vote': a plurality of last numbers means nothing here),
+and 'select': the proposal chosen by behaviour (`moa.behaviour`) among those of the first
+layer's proposers alone, chosen after the fact (`moa.evals.posthoc`; the 'alone' rows run
+with it)."""
 
 SPLITS = ("dev", "held-out", "all")
 
@@ -155,6 +159,23 @@ async def run_variant(
     return summarize(variant, records, n, timed)
 
 
+def _selection_row(
+    harness: Harness, recipe: Recipe, problems: Sequence[dict[str, Any]], limits: Limits
+) -> dict[str, Any] | None:
+    """The 'select' row: among the proposers' answers alone, the one chosen by behaviour."""
+    found = posthoc.proposals(harness.out_dir, recipe, problems)
+    if not found:
+        return None
+    variant = posthoc.selection_variant(recipe, "behaviour selection")
+
+    def choose(item: dict[str, Any], texts: list[str]) -> int:
+        prompt, entry = item["prompt"], item["entry_point"]
+        return select_by_behaviour(texts, prompt=prompt, entry_point=entry, limits=limits).index
+
+    records = posthoc.chosen_records(harness.out_dir, variant, problems, found, choose)
+    return summarize(variant, records, len(records))
+
+
 async def evaluate(
     recipes: Sequence[RecipeLike],
     harness: Harness,
@@ -175,6 +196,8 @@ async def evaluate(
     if "{prompt}" not in template:
         raise ConfigError("the prompt template must contain {prompt}")
     limits = Limits(timeout_s=timeout_s)
+    if "select" in kinds and "alone" not in kinds:  # the selection chooses among these
+        kinds = [*kinds, "alone"]
     variants = dedupe([v for r in recipes for v in variants_for(load_recipe(r), kinds)])
     rows = []
     for variant in sorted(variants, key=lambda v: KINDS.index(v.kind)):
@@ -190,6 +213,12 @@ async def evaluate(
             f"{row['tokens']:.0f} tokens/q"
             + (f", {row['wall']:.1f} s/q (n={row['timed']})" if row["wall"] is not None else "")
         )
+    if "select" in kinds:
+        for recipe in map(load_recipe, recipes):
+            chosen = _selection_row(harness, recipe, problems, limits)
+            if chosen is not None:
+                rows.append(chosen)
+                harness.log(f"{chosen['name']}: pass@1 {chosen['accuracy']:.1%} on {chosen['n']}")
     meta = {
         "benchmark": "humaneval",
         "split": split,

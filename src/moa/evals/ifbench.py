@@ -25,15 +25,20 @@ from typing import Any
 
 from moa.batch import read_results
 from moa.errors import ConfigError
+from moa.evals import posthoc
 from moa.evals.data import load_json_or_jsonl, packaged
 from moa.evals.gsm8k import dedupe, variants_for
 from moa.evals.report import Report, write_report
 from moa.evals.runner import Harness, RecipeLike, Variant, cost_columns, wilson
 from moa.recipe import load_recipe
+from moa.selection import most_agreed
 
 __all__ = ["KINDS", "SPLITS", "UNCHECKABLE", "check", "evaluate", "load_prompts"]
 
-KINDS = ("alone", "rank", "recipe", "self")
+KINDS = ("alone", "rank", "recipe", "self", "select")
+"""The rows, as in GSM8K's report (no 'vote'), and 'select': the proposal most in agreement
+with the others (`moa.selection.most_agreed`) among those of the first layer's proposers
+alone, chosen after the fact (`moa.evals.posthoc`; the 'alone' rows run with it)."""
 SPLITS = ("dev", "held-out", "all")
 UNCHECKABLE = {
     "ratio:stop_words": "needs nltk's stopwords corpus, which no package registry carries",
@@ -187,6 +192,8 @@ async def evaluate(
     """Run every variant of every recipe on the same prompts; write the report."""
     items, left_out = load_prompts(data, split=split, limit=limit, offset=offset)
     _registry()  # fail before any model runs if the checkers cannot load
+    if "select" in kinds and "alone" not in kinds:  # the selection chooses among these
+        kinds = [*kinds, "alone"]
     variants = dedupe([v for r in recipes for v in variants_for(load_recipe(r), kinds)])
     rows = []
     for variant in sorted(variants, key=lambda v: KINDS.index(v.kind)):
@@ -200,6 +207,17 @@ async def evaluate(
             f"on {len(items)}, {row['tokens']:.0f} tokens/q"
             + (f", {row['wall']:.1f} s/q (n={row['timed']})" if row["wall"] is not None else "")
         )
+    if "select" in kinds:
+        for recipe in map(load_recipe, recipes):
+            found = posthoc.proposals(harness.out_dir, recipe, items)
+            if not found:
+                continue
+            variant = posthoc.selection_variant(recipe, "agreement selection")
+            records = posthoc.chosen_records(
+                harness.out_dir, variant, items, found, lambda _, texts: most_agreed(texts).index
+            )
+            rows.append(summarize(variant, records, len(records)))
+            harness.log(f"{variant.name}: strict {rows[-1]['accuracy']:.1%} on {len(records)}")
     meta = {
         "benchmark": "ifbench",
         "split": split,
