@@ -24,9 +24,9 @@ What is isolated, and how (each step happens in the child, before the code runs)
 
 Not isolated: reading files (the child sees the file system with its user's permissions), the
 process table, and shared memory; a process that starts its own session (setsid) escapes the
-group kill at the timeout (RLIMIT_CPU still bounds its CPU time); there is no seccomp filter. This keeps honest mistakes of
-generated code (loops, huge allocations, stray writes, a network call) from harming the run; it
-is not a boundary against code written to escape.
+group kill at the timeout (RLIMIT_CPU still bounds its CPU time); there is no seccomp filter.
+This keeps honest mistakes of generated code (loops, huge allocations, stray writes, a network
+call) from harming the run; it is not a boundary against code written to escape.
 """
 
 from __future__ import annotations
