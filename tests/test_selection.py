@@ -17,6 +17,7 @@ from moa.behaviour import (
     assemble_program,
     examples,
     extract_code,
+    function_prompt,
     probe_calls,
     select_by_behaviour,
     typed_calls,
@@ -191,6 +192,21 @@ def test_extract_code_prefers_the_block_that_defines_the_function() -> None:
     assert (
         extract_code("```python\ndef f():\n    return 1\n") == "def f():\n    return 1\n"
     )  # unclosed
+
+
+def test_the_function_is_found_in_the_users_message() -> None:
+    from moa.evals.humaneval import PROMPTS
+
+    p = problems()["HumanEval/10"]  # a helper (is_palindrome) comes before the function
+    message = PROMPTS["code-block"].format(prompt=p["prompt"])  # mentions ```python in prose too
+    code, entry = function_prompt(message) or ("", "")
+    assert entry == "make_palindrome" and code.strip() == p["prompt"].strip()
+    assert function_prompt("What is the capital of France?") is None
+    # a fence opens only at the start of a line
+    assert (
+        extract_code("Use ```python blocks.\n```python\ndef g():\n    pass\n```")
+        == "def g():\n    pass\n"
+    )
 
 
 def test_examples_read_the_prompts_own_doctests() -> None:

@@ -28,12 +28,14 @@ __all__ = [
     "behaviour",
     "examples",
     "extract_code",
+    "function_prompt",
     "probe_calls",
     "select_by_behaviour",
     "typed_calls",
 ]
 
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.S | re.M)
+"""A fenced block: its fences begin lines (a ``` met inside a sentence is not one)."""
 _MARK = "@@moa-behaviour@@"
 
 
@@ -51,6 +53,18 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
         if lang in ("python", "py", "python3", ""):
             return body
     return blocks[0][1]
+
+
+def function_prompt(message: str) -> tuple[str, str] | None:
+    """From a user's message that asks for a function (a signature and docstring, in a fence or
+    not): that code and the function's name (the last one it defines, after any helpers), or
+    None when it defines none. What `select_by_behaviour` needs, for a strategy that sees only
+    the conversation."""
+    code = extract_code(message)
+    names = re.findall(r"^(?:async\s+)?def\s+(\w+)\s*\(", code, re.M)
+    if not names:
+        return None
+    return code, names[-1]
 
 
 def assemble_program(prompt: str, text: str, entry_point: str) -> str:
