@@ -388,7 +388,11 @@ def _mount_eval() -> None:
         from moa.evals.cli import app as eval_app
     except ImportError:  # the evaluation extra is not installed
         return
-    app.add_typer(eval_app, name="eval", help="Measure recipes: GSM8K, pairwise, MT-Bench.")
+    app.add_typer(
+        eval_app,
+        name="eval",
+        help="Measure recipes: GSM8K, HumanEval, IFBench, pairwise, MT-Bench.",
+    )
 
 
 _mount_eval()

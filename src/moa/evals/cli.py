@@ -18,7 +18,8 @@ from moa.evals.report import Report, markdown
 from moa.evals.runner import Harness
 
 app = typer.Typer(
-    help="Measure recipes: GSM8K accuracy, pairwise preference, MT-Bench, collaborativeness.",
+    help="Measure recipes: GSM8K accuracy, HumanEval pass@1, IFBench instruction following, "
+    "pairwise preference, MT-Bench, collaborativeness.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -139,6 +140,119 @@ def gsm8k(
         )
 
     _run("gsm8k", out_dir, no_cache, concurrency, progress, body, report_only)
+
+
+Split = Annotated[
+    str, typer.Option(help="'dev' (choose on it), 'held-out' (report on it) or 'all'.")
+]
+Timing = Annotated[
+    Path | None,
+    typer.Option(
+        help="The --out of an uncached run (--no-cache --concurrency 1) of the same "
+        "variants: its wall times go in the report."
+    ),
+]
+
+
+def _kinds(variants: str, allowed: tuple[str, ...]) -> list[str]:
+    kinds = [k.strip() for k in variants.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(allowed))
+    if unknown:
+        err.print(f"[red]error:[/red] unknown variant {unknown[0]!r}; use {', '.join(allowed)}")
+        raise typer.Exit(2)
+    return kinds
+
+
+@app.command()
+def humaneval(
+    recipe: Recipes,
+    split: Split = "dev",
+    limit: Annotated[int | None, typer.Option(help="How many problems (default: all).")] = None,
+    offset: Offset = 0,
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="Which rows, comma-separated: alone, rank, recipe, self, select (the proposal "
+            "chosen by behaviour among the 'alone' rows' answers)."
+        ),
+    ] = "alone,rank,recipe,self,select",
+    prompt: Annotated[
+        str, typer.Option(help="'code-block', 'plain', or a template with {prompt}.")
+    ] = "code-block",
+    timeout: Annotated[float, typer.Option(help="Seconds the tests of one answer may run.")] = 10.0,
+    data: Annotated[
+        Path | None, typer.Option(help="HumanEval JSONL, or .jsonl.gz (default: shipped).")
+    ] = None,
+    timing: Timing = None,
+    out_dir: OutDir = None,
+    no_cache: NoCache = False,
+    concurrency: Concurrency = None,
+    progress: Progress = True,
+    report_only: ReportOnly = False,
+) -> None:
+    """HumanEval pass@1 of each recipe and its baselines: every answer's function runs against
+    the official tests in a sandboxed child process (timeout, memory limit, no network)."""
+    from moa.evals import humaneval as bench
+
+    kinds = _kinds(variants, bench.KINDS)
+
+    def body(h: Harness) -> Awaitable[Report]:
+        return bench.evaluate(
+            recipe,
+            h,
+            data=data,
+            split=split,
+            limit=limit,
+            offset=offset,
+            prompt=prompt,
+            kinds=kinds,
+            timeout_s=timeout,
+            timing=timing,
+        )
+
+    _run("humaneval", out_dir, no_cache, concurrency, progress, body, report_only)
+
+
+@app.command()
+def ifbench(
+    recipe: Recipes,
+    split: Split = "dev",
+    limit: Annotated[int | None, typer.Option(help="How many prompts (default: all).")] = None,
+    offset: Offset = 0,
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="Which rows, comma-separated: alone, rank, recipe, self, select (the proposal "
+            "most in agreement with the others among the 'alone' rows' answers)."
+        ),
+    ] = "alone,rank,recipe,self,select",
+    data: Annotated[Path | None, typer.Option(help="IFBench JSONL (default: shipped).")] = None,
+    timing: Timing = None,
+    out_dir: OutDir = None,
+    no_cache: NoCache = False,
+    concurrency: Concurrency = None,
+    progress: Progress = True,
+    report_only: ReportOnly = False,
+) -> None:
+    """IFBench: the share of prompts (and of instructions) whose verifiable constraints each
+    recipe follows, strict and loose, by IFBench's own checkers; no judge model."""
+    from moa.evals import ifbench as bench
+
+    kinds = _kinds(variants, bench.KINDS)
+
+    def body(h: Harness) -> Awaitable[Report]:
+        return bench.evaluate(
+            recipe,
+            h,
+            data=data,
+            split=split,
+            limit=limit,
+            offset=offset,
+            kinds=kinds,
+            timing=timing,
+        )
+
+    _run("ifbench", out_dir, no_cache, concurrency, progress, body, report_only)
 
 
 @app.command()
