@@ -1,4 +1,5 @@
-"""A vote that stops the answers still running once they cannot change its outcome."""
+"""A vote that stops the answers still running once they cannot change its outcome (the rule
+itself, moa.selection.decide_early, is tested in test_selection.py)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,7 @@ import pytest
 
 from moa import FakeBackend, MoA
 from moa.errors import RecipeError
-from moa.extract import extract_number
 from moa.recipe import load_recipe
-from moa.strategies import settled, tally
-
-
-@pytest.mark.parametrize(
-    ("values", "pending", "winner"),
-    [
-        ({0: "5", 1: "5"}, [2, 3], "5"),  # 2 votes; 2 more could only tie, and lose the tie
-        ({1: "5", 2: "5"}, [0, 3], None),  # 0 and 3 agreeing on 7 would win the tie (first)
-        ({0: "5", 1: "7"}, [2], None),
-        ({0: "5", 1: "7", 2: "5"}, [3], "5"),
-        ({0: None, 1: None}, [2], None),  # nothing readable yet
-        ({0: "5", 1: "7"}, [], "5"),  # nothing pending: the tally's own winner
-        ({0: "7", 1: "5", 2: "5"}, [], "5"),
-    ],
-)
-def test_settled(values: dict[int, str | None], pending: list[int], winner: str | None) -> None:
-    assert settled(values, pending) == winner
-
-
-def test_settled_agrees_with_the_tally_whatever_the_rest_say() -> None:
-    import itertools
-
-    options = ["5", "7", None]
-    for done in itertools.product(options, repeat=3):
-        values = dict(enumerate(done))
-        if (winner := settled(values, [3, 4])) is None:
-            continue
-        for rest in itertools.product(options, repeat=2):
-            texts = [f"Answer: {v}" if v else "no idea" for v in (*done, *rest)]
-            assert tally(texts, extract_number).winner == winner, (done, rest)
 
 
 def recipe(strategy: dict[str, Any], n: int = 4) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from moa.strategies.votes import (
     parse_ranking,
     review_text,
     seq_rounds,
-    settled,
     tally,
 )
 
@@ -56,6 +55,5 @@ __all__ = [
     "parse_ranking",
     "review_text",
     "seq_rounds",
-    "settled",
     "tally",
 ]

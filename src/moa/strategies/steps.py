@@ -9,6 +9,7 @@ from typing import Any
 
 from moa.agent import Agent
 from moa.prompts import add_system, inject, numbered
+from moa.selection import decide_early
 from moa.strategies.base import Answers, Final, Step, StepContext
 from moa.strategies.config import Strategy
 from moa.strategies.votes import (
@@ -18,7 +19,6 @@ from moa.strategies.votes import (
     parse_ranking,
     review_text,
     seq_rounds,
-    settled,
     tally,
 )
 from moa.trace import Call
@@ -48,17 +48,16 @@ class RecipeStrategy(Step):
         rule = self.config.decide_early
         if rule is None or number != len(ctx.layers):
             return None
-        done = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
-        pending = [i for i in range(len(calls)) if i not in done]
-        values = {i: self.read(calls[i].text) if calls[i].ok else None for i in done}
-        if pending and (winner := settled(values, pending)) is not None:
-            return f"the vote is decided ({winner}) whatever the {len(pending)} still running say"
-        if pending and rule.window is not None:
-            ended = sorted(done, key=lambda i: calls[i].started_s + calls[i].latency_s)
-            last = [values[i] for i in ended[-rule.window :]]
-            if len(last) == rule.window and last[0] is not None and len(set(last)) == 1:
-                return f"the last {rule.window} answers agree on {last[0]}"
-        return None
+        ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
+        ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
+        done = {i: self.read(calls[i].text) if calls[i].ok else None for i in ended}
+        early = decide_early(done, total=len(calls), window=rule.window)
+        if early is None:
+            return None
+        if early.reason == "cannot change":
+            left = early.remaining
+            return f"the vote is decided ({early.answer}) whatever the {left} still running say"
+        return f"the last {rule.window} answers agree on {early.answer}"
 
     # after a layer ---------------------------------------------------------------------------
     async def after_layer(self, ctx: StepContext, number: int, answers: Answers) -> Answers:

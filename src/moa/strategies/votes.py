@@ -18,7 +18,6 @@ __all__ = [
     "parse_ranking",
     "review_text",
     "seq_rounds",
-    "settled",
     "tally",
 ]
 
@@ -147,30 +146,3 @@ def seq_rounds(count: int, window: int) -> list[list[int]]:
     """The answers (0-based) each round adds: `window` new ones a round, in order. Every round
     after the first also sees the running synthesis, so no round sees more than window + 1."""
     return [list(range(i, min(i + window, count))) for i in range(0, count, window)] or [[]]
-
-
-# deciding early ------------------------------------------------------------------------------
-def settled(values: dict[int, str | None], pending: Sequence[int]) -> str | None:
-    """The winner of a vote that the answers still to come cannot change, else None.
-
-    `values` holds the final answer read from each finished response (None: unreadable), by
-    the response's position in the layer; `pending` the positions still running. The vote is
-    `tally`'s: most votes, ties to the answer given first (the lowest position). The worst case
-    for the leader is every pending answer joining one rival, or all giving one new answer."""
-    groups: dict[str, list[int]] = {}
-    for i in sorted(values):
-        if (value := values[i]) is not None:
-            groups.setdefault(value, []).append(i)
-    if not groups:
-        return None
-    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
-    leader, members = ranked[0]
-    votes, first = len(members), members[0]
-    p = len(pending)
-    if not p:
-        return leader
-    low = min(pending)
-    rivals = [(len(m) + p, min(m[0], low)) for _, m in ranked[1:]] + [(p, low)]
-    if all(votes > v or (votes == v and first < f) for v, f in rivals):
-        return leader
-    return None
