@@ -197,7 +197,12 @@ class MoA:
             backends=backends, env=env, auto_pull=auto_pull, progress=progress
         )
         for name, spec in self.recipe.providers.items():
-            if spec.base_url or spec.api_key_env or spec.context_windows:
+            if (
+                spec.base_url
+                or spec.api_key_env
+                or spec.context_windows
+                or spec.send_key_to_base_url
+            ):
                 self.resolver.add_provider(
                     Provider(
                         name=name,
@@ -207,6 +212,7 @@ class MoA:
                         if spec.key_required is None
                         else spec.key_required,
                         context_windows=spec.context_windows,
+                        send_key_to_base_url=spec.send_key_to_base_url,
                     )
                 )
             if spec.rpm or spec.tpm or spec.concurrency:

@@ -8,8 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from moa.backends.base import Backend
-from moa.errors import MissingKeyError, ModelRefError
+from moa.errors import ConfigError, MissingKeyError, ModelRefError
 from moa.providers import PRESETS, ModelRef, Provider, parse_ref
+from moa.redact import redact_url, redact_urls
 
 
 class Resolver:
@@ -49,6 +50,7 @@ class Resolver:
                 base,
                 base_url=provider.base_url or base.base_url,
                 key_env=provider.key_env or base.key_env,
+                send_key_to_base_url=provider.send_key_to_base_url or base.send_key_to_base_url,
                 context_windows={
                     **(base.context_windows or {}),
                     **(provider.context_windows or {}),
@@ -76,9 +78,26 @@ class Resolver:
         key = self._env.get(provider.key_env) if provider.key_env else None
         if provider.key_required and not key:
             raise MissingKeyError(ref, provider.key_env or f"{provider.name.upper()}_API_KEY")
-        if parsed.base_url is None and provider.url(self._env) is None:
+        url = parsed.base_url or provider.url(self._env)
+        if url is None:
             raise ModelRefError(f"{ref!r}: provider '{provider.name}' has no base URL; add @URL")
+        if key:
+            self._check_destination(provider, url, ref)
         return provider, key
+
+    def _check_destination(self, provider: Provider, url: str, ref: str) -> None:
+        """Refuse to send a built-in provider's key to a URL that is not that provider's own,
+        unless the recipe says so (`send_key_to_base_url`)."""
+        owner = next((p for p in PRESETS.values() if p.key_env == provider.key_env), None)
+        if owner is None or provider.send_key_to_base_url:
+            return
+        own = {u.rstrip("/") for u in (owner.base_url, owner.url(self._env)) if u}
+        if url.rstrip("/") not in own:
+            raise ConfigError(
+                f"{redact_urls(ref)}: refusing to send {owner.key_env} (the key of "
+                f"'{owner.name}') to {redact_url(url)}; if you trust that URL, set "
+                f"providers.{provider.name}.send_key_to_base_url: true in the recipe"
+            )
 
     def resolve(self, ref: str) -> tuple[Backend, str]:
         parsed = self.parse(ref)
