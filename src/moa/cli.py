@@ -16,15 +16,16 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
-from moa.errors import MoAError, RunError
+from moa.errors import ConfigError, MoAError, RunError
 from moa.recipe import Recipe, builtin_names, load_recipe
 from moa.trace import Call
-from moa.types import Message
+from moa.types import Message, Settings
 
 app = typer.Typer(
     name="moa",
@@ -63,6 +64,17 @@ def clean_errors() -> Iterator[None]:
 
 def _progress(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/dim]")
+
+
+def _overrides(**values: Any) -> dict[str, Any]:
+    """Settings given as options, validated by `Settings` (as the server validates its own)."""
+    try:
+        Settings.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-")
+        raise ConfigError(f"{option}: {error['msg']} (got {error['input']!r})") from None
+    return values
 
 
 def _load(recipe: str, dry_run: bool) -> Recipe:
@@ -134,11 +146,13 @@ def ask(
 ) -> None:
     """Ask a recipe one question; the final answer streams to stdout."""
     with clean_errors():
+        overrides = _overrides(temperature=temperature, max_tokens=max_tokens)
         text = sys.stdin.read() if prompt == "-" else prompt
+        if not text.strip():
+            raise ConfigError("the prompt is empty: give a question, or '-' and text on stdin")
         messages = ([Message("system", system)] if system else []) + [Message("user", text)]
         moa = MoA(_load(recipe, dry_run), progress=_progress)
         moa.prepare()
-        overrides = {"temperature": temperature, "max_tokens": max_tokens}
         if as_json:
             result = asyncio.run(_run_and_close(moa, messages, **overrides))
             out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -368,7 +382,43 @@ def serve(
     ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option(help="Require this bearer key on /v1 (default: $MOA_API_KEY)."),
+        typer.Option(
+            help="Require this bearer key on /v1. Prefer setting $MOA_API_KEY: a key given "
+            "here is visible to every user of the machine (ps, /proc)."
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also serve the built-in 'fake' recipe (no tokens).")
+    ] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull/--no-pull",
+            help="Fetch the served recipes' missing local models before serving; with "
+            "--no-pull their recipes answer 503. No request ever starts a download.",
+        ),
+    ] = True,
+    max_runs: Annotated[
+        int, typer.Option("--max-runs", min=1, help="Runs at once; more are refused with 503.")
+    ] = 64,
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1, help="The largest request body, in bytes.")
+    ] = 4 * 1024 * 1024,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A web origin (https://app.example) whose pages may call the API; "
+            "repeatable; '*' for any. Other origins are refused.",
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host name the server answers to (default: loopback names and --host; "
+            "any when --host is 0.0.0.0); repeatable; '*' for any.",
+        ),
     ] = None,
 ) -> None:
     """Serve recipes as OpenAI-compatible models, with a web page at /."""
@@ -378,7 +428,18 @@ def serve(
         except ImportError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
-        run_server(host=host, port=port, recipes_dir=recipes, api_key=api_key)
+        run_server(
+            host=host,
+            port=port,
+            recipes_dir=recipes,
+            api_key=api_key,
+            max_concurrent_runs=max_runs,
+            max_body_bytes=max_body,
+            demo=demo,
+            pull=pull,
+            allowed_hosts=allowed_host or None,
+            cors_origins=cors_origin or (),
+        )
 
 
 def _mount_eval() -> None:
