@@ -61,7 +61,7 @@ def fake() -> FakeBackend:
 
 @pytest.fixture(scope="module")
 def server(fake: FakeBackend) -> Iterator[ServerThread]:
-    app = create_app(api_key=KEY, recipes=RECIPES, backends={"fake": fake})
+    app = create_app(api_key=KEY, recipes=RECIPES, backends={"fake": fake}, demo=True)
     with ServerThread(app) as running:
         yield running
 
