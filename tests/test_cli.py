@@ -220,3 +220,13 @@ def test_serve_passes_its_limits_and_origins(monkeypatch: pytest.MonkeyPatch) ->
     assert runner.invoke(app, ["serve", "--max-runs", "0"]).exit_code == 2
     shown = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "300"}).output
     assert "visible to every user of the machine (ps, /proc)" in shown
+
+
+def test_credentials_in_a_base_url_are_not_printed(tmp_path: Path) -> None:
+    recipe = tmp_path / "creds.yaml"
+    url = "http://user:pw-0123456789@127.0.0.1:9/v1?token=tok-0123456789"
+    recipe.write_text(f'layers: [["vllm:m@{url}"]]\naggregator: fake:agg\nretry: {{attempts: 1}}\n')
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--show-layers", "hi"])
+    assert result.exit_code == 1
+    assert "http://***@127.0.0.1:9/v1?***" in result.stderr
+    assert "pw-0123456789" not in result.output and "tok-0123456789" not in result.output

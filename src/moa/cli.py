@@ -24,6 +24,7 @@ from rich.table import Table
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import ConfigError, MoAError, RunError
 from moa.recipe import Recipe, builtin_names, load_recipe
+from moa.redact import redact_urls
 from moa.trace import Call
 from moa.types import Message, Settings
 
@@ -55,7 +56,7 @@ def clean_errors() -> Iterator[None]:
     except MoAError as exc:
         if os.environ.get("MOA_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {escape(redact_urls(str(exc)))}")
         raise typer.Exit(2 if not isinstance(exc, RunError) else 1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: every call in flight was cancelled")
@@ -83,11 +84,11 @@ def _load(recipe: str, dry_run: bool) -> Recipe:
 
 
 def _call_line(call: Call) -> str:
-    head = f"layer {call.layer} · {call.agent}"
+    head = f"layer {call.layer} · {redact_urls(call.agent)}"
     figures = f"{call.output_tokens} tok · {call.latency_s:.1f}s"
     if call.ok:
         return f"[bold cyan]{escape(head)}[/bold cyan] [dim]({figures})[/dim]"
-    return f"[bold red]{escape(head)} failed[/bold red]: {escape(call.error or '')}"
+    return f"[bold red]{escape(head)} failed[/bold red]: {escape(redact_urls(call.error or ''))}"
 
 
 def _print_event(event: Event, show_layers: bool) -> None:
