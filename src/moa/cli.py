@@ -374,53 +374,29 @@ def models_rm(name: str) -> None:
         out.print(f"{name}: {'removed' if removed else 'was not pulled'}")
 
 
+API_KEY_HELP = (
+    "Require this bearer key on /v1. Prefer $MOA_API_KEY: a key given here is visible to "
+    "every user of the machine (ps, /proc)."
+)
+PULL_HELP = "Fetch missing local models first; else their recipes answer 503. Never per request."
+CORS_HELP = "A web origin (https://app.example) whose pages may call the API; repeatable; '*'."
+HOST_HELP = "A Host name to answer to (default: loopback and --host; any on 0.0.0.0); '*'."
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     recipes: Annotated[
-        Path | None, typer.Option("--recipes", help="A folder of recipe files to serve too.")
+        Path | None, typer.Option(help="A folder of recipe files to serve too.")
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help="Require this bearer key on /v1. Prefer setting $MOA_API_KEY: a key given "
-            "here is visible to every user of the machine (ps, /proc)."
-        ),
-    ] = None,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="Also serve the built-in 'fake' recipe (no tokens).")
-    ] = False,
-    pull: Annotated[
-        bool,
-        typer.Option(
-            "--pull/--no-pull",
-            help="Fetch the served recipes' missing local models before serving; with "
-            "--no-pull their recipes answer 503. No request ever starts a download.",
-        ),
-    ] = True,
-    max_runs: Annotated[
-        int, typer.Option("--max-runs", min=1, help="Runs at once; more are refused with 503.")
-    ] = 64,
-    max_body: Annotated[
-        int, typer.Option("--max-body", min=1, help="The largest request body, in bytes.")
-    ] = 4 * 1024 * 1024,
-    cors_origin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--cors-origin",
-            help="A web origin (https://app.example) whose pages may call the API; "
-            "repeatable; '*' for any. Other origins are refused.",
-        ),
-    ] = None,
-    allowed_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allowed-host",
-            help="A Host name the server answers to (default: loopback names and --host; "
-            "any when --host is 0.0.0.0); repeatable; '*' for any.",
-        ),
-    ] = None,
+    api_key: Annotated[str | None, typer.Option(help=API_KEY_HELP)] = None,
+    demo: Annotated[bool, typer.Option(help="Serve the built-in 'fake' recipe too.")] = False,
+    pull: Annotated[bool, typer.Option(help=PULL_HELP)] = True,
+    max_runs: Annotated[int, typer.Option(min=1, help="Runs at once; more get 503.")] = 64,
+    max_body: Annotated[int, typer.Option(min=1, help="The largest body, in bytes.")] = 4 << 20,
+    cors_origin: Annotated[list[str] | None, typer.Option(help=CORS_HELP)] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help=HOST_HELP)] = None,
 ) -> None:
     """Serve recipes as OpenAI-compatible models, with a web page at /."""
     with clean_errors():
