@@ -113,6 +113,10 @@ class Recipes:
                 continue  # an unknown name: the recipe's own check says so
             if name not in tried:
                 tried[name] = ""
+                if not catalog.is_pulled(name):
+                    log.info(
+                        "pulling local model %s for the served recipes (--no-pull skips)", name
+                    )
                 try:
                     catalog.ensure(name, auto_pull=True, progress=log.info)
                 except (MoAError, OSError) as exc:
@@ -137,7 +141,9 @@ class Recipes:
         else:
             self._moas[entry.id] = moa
             return
-        log.error("recipe %s cannot run: %s", entry.id, redact_urls(str(entry.error)))
+        log.warning(
+            "recipe %s is listed but cannot run: %s", entry.id, redact_urls(str(entry.error))
+        )
 
     def _add(self, name: str, source: RecipeSource, owner: str, created: int) -> None:
         entry = Entry(id=name, source=source, owned_by=owner, created=created)
