@@ -230,3 +230,18 @@ def test_credentials_in_a_base_url_are_not_printed(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "http://***@127.0.0.1:9/v1?***" in result.stderr
     assert "pw-0123456789" not in result.output and "tok-0123456789" not in result.output
+
+
+def test_credentials_in_a_base_url_are_not_in_the_json_trace(tmp_path: Path) -> None:
+    recipe = tmp_path / "creds.yaml"
+    url = "http://user:pw-0123456789@127.0.0.1:9/v1?token=tok-0123456789"
+    recipe.write_text(
+        f'layers: [{{agents: ["vllm:m@{url}", fake:ok], quorum: 1}}]\n'
+        "aggregator: fake:agg\nretry: {attempts: 1}\n"
+    )
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--json", "see http://a.example/?q=1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "pw-0123456789" not in result.stdout and "tok-0123456789" not in result.stdout
+    assert data["trace"]["calls"][0]["model"] == "vllm:m@http://***@127.0.0.1:9/v1?***"
+    assert "http://a.example/?q=1" in data["text"]  # answers are left as they are

@@ -24,7 +24,7 @@ from rich.table import Table
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import ConfigError, MoAError, RunError
 from moa.recipe import Recipe, builtin_names, load_recipe
-from moa.redact import redact_urls
+from moa.redact import redact_data, redact_urls
 from moa.trace import Call
 from moa.types import Message, Settings
 
@@ -156,7 +156,7 @@ def ask(
         moa.prepare()
         if as_json:
             result = asyncio.run(_run_and_close(moa, messages, **overrides))
-            out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+            out.print_json(json.dumps(redact_data(result.to_dict()), ensure_ascii=False))
             return
         result = _stream_answer(moa, messages, show_layers, **overrides)
         sys.stdout.write("\n")

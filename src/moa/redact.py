@@ -10,6 +10,8 @@ shown (a repr, an error, /v1/models, progress events, traces, logs) it goes thro
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from typing import Any
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
 _HIDDEN = "***"
@@ -40,4 +42,19 @@ def redact_urls(text: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
-__all__ = ["redact_url", "redact_urls"]
+ANSWER_KEYS = frozenset({"content", "text", "best_proposal"})
+"""Keys whose values are model answers (in traces, results and chunks): left as they are."""
+
+
+def redact_data(data: Any, *, keep: Collection[str] = ANSWER_KEYS) -> Any:
+    """JSON-like `data` with every URL in its strings redacted, except under the keys `keep`."""
+    if isinstance(data, str):
+        return redact_urls(data)
+    if isinstance(data, dict):
+        return {k: v if k in keep else redact_data(v, keep=keep) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v, keep=keep) for v in data]
+    return data
+
+
+__all__ = ["ANSWER_KEYS", "redact_data", "redact_url", "redact_urls"]

@@ -7,7 +7,7 @@ refused. A body must be strict JSON (no NaN), nested at most MAX_DEPTH deep, and
 (no lone surrogate).
 
 Whatever leaves the server goes through `dumps`: URLs outside answer texts lose their
-credentials (`moa.redact`), and text that is not valid Unicode is replaced, not a crash.
+credentials (`moa.redact.redact_data`), and text that is not valid Unicode is replaced, not a crash.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from moa.engine import Result
-from moa.redact import redact_urls
+from moa.redact import redact_data
 from moa.server.errors import invalid
 from moa.types import Message, Settings
 
 MAX_DEPTH = 64
 """The deepest nesting of a request body: a chat request needs about six levels."""
-ANSWER_KEYS = frozenset({"content", "text", "best_proposal"})
-"""Keys whose values are model answers: sent as they are, never redacted."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -304,17 +302,6 @@ class Chunks:
         return chunk
 
 
-def scrub(data: Any) -> Any:
-    """`data` with credentials cut from every URL, except in model answers (ANSWER_KEYS)."""
-    if isinstance(data, str):
-        return redact_urls(data)
-    if isinstance(data, dict):
-        return {k: v if k in ANSWER_KEYS else scrub(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [scrub(v) for v in data]
-    return data
-
-
 def encode(text: str) -> bytes:
     """UTF-8; a lone surrogate (a model may answer one) becomes U+FFFD instead of an error."""
     try:
@@ -325,7 +312,7 @@ def encode(text: str) -> bytes:
 
 def dumps(data: Any) -> bytes:
     """The JSON of anything the server sends, scrubbed and safely encoded."""
-    return encode(json.dumps(scrub(data), ensure_ascii=False, default=str))
+    return encode(json.dumps(redact_data(data), ensure_ascii=False, default=str))
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
