@@ -200,7 +200,11 @@ def create_app(
     @v1.post("/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> RunResponse:
         _require_json(request)
-        chat = parse_request(await _read_body(request, max_body_bytes, body_timeout_s))
+        raw = await _read_body(request, max_body_bytes, body_timeout_s)
+        # a large body takes a while to parse and check: off the loop, which keeps streaming
+        chat = (
+            parse_request(raw) if len(raw) < 65536 else await asyncio.to_thread(parse_request, raw)
+        )
         moa = registry.moa(chat.model)
         runs.acquire()
         return RunResponse(moa, chat, keepalive_s=keepalive_s, release=runs.release)
