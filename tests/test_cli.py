@@ -160,3 +160,88 @@ def test_batch_bad_input_names_the_line(tmp_path: Path) -> None:
         app, ["batch", str(source), "-o", str(tmp_path / "o.jsonl"), "-r", "fake"]
     )
     assert result.exit_code == 2 and "'prompt'" in result.stderr and "--prompt-key" in result.stderr
+
+
+# careless input (issue 12) ------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["ask", "-r", "fake", ""], ["ask", "-r", "fake", "  \n"]])
+def test_an_empty_prompt_is_refused(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "the prompt is empty" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_empty_prompt_on_stdin_is_refused() -> None:
+    result = runner.invoke(app, ["ask", "-r", "fake", "-"], input="")
+    assert result.exit_code == 2
+    assert "the prompt is empty" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--max-tokens", "-5"),
+        ("--max-tokens", "0"),
+        ("--temperature", "99"),
+        ("--temperature", "-1"),
+    ],
+)
+def test_settings_are_validated_as_the_server_validates_them(option: str, value: str) -> None:
+    result = runner.invoke(app, ["ask", "-r", "fake", option, value, "hi"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option}: ")
+    assert "Traceback" not in result.output
+
+
+def test_a_recipe_nested_too_deep_is_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"layers": ' + "[" * 100_000 + "]" * 100_000 + ', "aggregator": "fake:a"}')
+    result = runner.invoke(app, ["ask", "-r", str(deep), "hi"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {deep}: nested too deeply to be a recipe"
+    ]
+
+
+def test_serve_passes_its_limits_and_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fastapi")
+    import moa.server
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(moa.server, "serve", lambda **kw: seen.update(kw))
+    args = ["serve", "--max-runs", "3", "--max-body", "1000", "--cors-origin", "https://a.example"]
+    args += ["--allowed-host", "moa.example", "--demo", "--no-pull"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen["max_concurrent_runs"] == 3 and seen["max_body_bytes"] == 1000
+    assert seen["cors_origins"] == ["https://a.example"]
+    assert seen["allowed_hosts"] == ["moa.example"]
+    assert seen["demo"] is True and seen["pull"] is False
+    assert runner.invoke(app, ["serve", "--max-runs", "0"]).exit_code == 2
+    shown = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "300"}).output
+    assert "visible to every user of the machine (ps, /proc)" in shown
+
+
+def test_credentials_in_a_base_url_are_not_printed(tmp_path: Path) -> None:
+    recipe = tmp_path / "creds.yaml"
+    url = "http://user:pw-0123456789@127.0.0.1:9/v1?token=tok-0123456789"
+    recipe.write_text(f'layers: [["vllm:m@{url}"]]\naggregator: fake:agg\nretry: {{attempts: 1}}\n')
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--show-layers", "hi"])
+    assert result.exit_code == 1
+    assert "http://***@127.0.0.1:9/v1?***" in result.stderr
+    assert "pw-0123456789" not in result.output and "tok-0123456789" not in result.output
+
+
+def test_credentials_in_a_base_url_are_not_in_the_json_trace(tmp_path: Path) -> None:
+    recipe = tmp_path / "creds.yaml"
+    url = "http://user:pw-0123456789@127.0.0.1:9/v1?token=tok-0123456789"
+    recipe.write_text(
+        f'layers: [{{agents: ["vllm:m@{url}", fake:ok], quorum: 1}}]\n'
+        "aggregator: fake:agg\nretry: {attempts: 1}\n"
+    )
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--json", "see http://a.example/?q=1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "pw-0123456789" not in result.stdout and "tok-0123456789" not in result.stdout
+    assert data["trace"]["calls"][0]["model"] == "vllm:m@http://***@127.0.0.1:9/v1?***"
+    assert "http://a.example/?q=1" in data["text"]  # answers are left as they are

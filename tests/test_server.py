@@ -89,7 +89,11 @@ def fake() -> FlakyFake:
 @pytest.fixture(scope="module")
 def server(fake: FlakyFake) -> Iterator[ServerThread]:
     app = create_app(
-        api_key="", recipes=RECIPES, backends={"fake": fake}, env={"LEAKY_KEY": SECRET}
+        api_key="",
+        recipes=RECIPES,
+        backends={"fake": fake},
+        env={"LEAKY_KEY": SECRET},
+        demo=True,
     )
     with ServerThread(app) as running:
         yield running
@@ -105,6 +109,7 @@ def limited(fake: FlakyFake) -> Iterator[ServerThread]:
         max_concurrent_runs=1,
         max_body_bytes=4096,
         keepalive_s=0.2,
+        demo=True,
     )
     with ServerThread(app) as running:
         yield running
@@ -415,7 +420,11 @@ def test_invalid_requests_are_400_naming_the_field(
 
 def test_invalid_json_is_400(server: ServerThread) -> None:
     for raw in (b"{", b"[1, 2]", b"\xff"):
-        response = httpx.post(server.url + "/v1/chat/completions", content=raw)
+        response = httpx.post(
+            server.url + "/v1/chat/completions",
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
         assert response.status_code == 400
         assert error_of(response)["code"] == "invalid_json"
 
@@ -530,7 +539,7 @@ def test_provider_keys_never_reach_responses_or_logs(
 
 
 def test_unexpected_errors_are_a_bare_500(tmp_path: Path) -> None:
-    app = create_app(api_key="")
+    app = create_app(api_key="", demo=True)
 
     async def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("internal detail /etc/secret")
@@ -612,7 +621,8 @@ def test_body_over_the_limit_is_413(limited: ServerThread) -> None:
         for i in range(0, len(data), 1000):
             yield data[i : i + 1000]
 
-    streamed = httpx.post(url, content=chunked(), headers=auth)
+    json_type = {"Content-Type": "application/json"}
+    streamed = httpx.post(url, content=chunked(), headers=auth | json_type)
     assert streamed.status_code == 413
 
 
@@ -655,7 +665,7 @@ def test_recipes_dir_offers_files_by_name_and_file_name(tmp_path: Path) -> None:
     (tmp_path / "plain.json").write_text('{"layers": [], "aggregator": "fake:solo"}')
     (tmp_path / "bad.yaml").write_text("layers: [[fake:one]]\n")  # no aggregator
     (tmp_path / "notes.txt").write_text("not a recipe")
-    with ServerThread(create_app(api_key="", recipes_dir=tmp_path)) as running:
+    with ServerThread(create_app(api_key="", recipes_dir=tmp_path, demo=True)) as running:
         ids = {m["id"] for m in httpx.get(running.url + "/v1/models").json()["data"]}
         assert {"my-recipe", "plain", "bad", "fake"} <= ids and "notes" not in ids
         for name in ("my-recipe", "mine"):

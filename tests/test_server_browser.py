@@ -61,7 +61,7 @@ def fake() -> FakeBackend:
 
 @pytest.fixture(scope="module")
 def server(fake: FakeBackend) -> Iterator[ServerThread]:
-    app = create_app(api_key=KEY, recipes=RECIPES, backends={"fake": fake})
+    app = create_app(api_key=KEY, recipes=RECIPES, backends={"fake": fake}, demo=True)
     with ServerThread(app) as running:
         yield running
 
@@ -181,3 +181,20 @@ def test_stop_cancels_the_run(page: Any, fake: FakeBackend, server: ServerThread
     health = httpx.get(server.url + "/health").json()
     assert health["active_runs"] == 0
     expect(page.locator("#send")).to_be_visible()
+
+
+def test_without_the_demo_the_page_picks_a_recipe_that_can_run(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))  # no local model: local recipes can't run
+    app = create_app(api_key="", recipes={"zz-works": RECIPES["slow"]}, env={})
+    with ServerThread(app) as running:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(running.url)
+        page.wait_for_selector("#recipe option", state="attached")
+        expect(page.locator("#recipe")).to_have_value("zz-works")
+        expect(page.locator("#recipe option", has_text="moa-lite")).to_have_text(
+            "moa-lite (unavailable)"
+        )
+        context.close()

@@ -26,7 +26,9 @@ SMOL_RECIPE: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerThread]:
-    with ServerThread(create_app(api_key="key-1", recipes={"smol": SMOL_RECIPE})) as running:
+    with ServerThread(
+        create_app(api_key="key-1", recipes={"smol": SMOL_RECIPE}, demo=True)
+    ) as running:
         yield running
 
 

@@ -16,16 +16,18 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
-from moa.errors import MoAError, RunError
+from moa.errors import ConfigError, MoAError, RunError
 from moa.plan import compile_recipe
 from moa.recipe import Recipe, builtin_names, load_recipe
+from moa.redact import redact_data, redact_urls
 from moa.trace import Call
-from moa.types import Message
+from moa.types import Message, Settings
 
 app = typer.Typer(
     name="moa",
@@ -55,7 +57,7 @@ def clean_errors() -> Iterator[None]:
     except MoAError as exc:
         if os.environ.get("MOA_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {escape(redact_urls(str(exc)))}")
         raise typer.Exit(2 if not isinstance(exc, RunError) else 1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: every call in flight was cancelled")
@@ -66,17 +68,28 @@ def _progress(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/dim]")
 
 
+def _overrides(**values: Any) -> dict[str, Any]:
+    """Settings given as options, validated by `Settings` (as the server validates its own)."""
+    try:
+        Settings.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-")
+        raise ConfigError(f"{option}: {error['msg']} (got {error['input']!r})") from None
+    return values
+
+
 def _load(recipe: str, dry_run: bool) -> Recipe:
     loaded = load_recipe(recipe)
     return loaded.dry_run() if dry_run else loaded
 
 
 def _call_line(call: Call) -> str:
-    head = f"layer {call.layer} · {call.agent}"
+    head = f"layer {call.layer} · {redact_urls(call.agent)}"
     figures = f"{call.output_tokens} tok · {call.latency_s:.1f}s"
     if call.ok:
         return f"[bold cyan]{escape(head)}[/bold cyan] [dim]({figures})[/dim]"
-    return f"[bold red]{escape(head)} failed[/bold red]: {escape(call.error or '')}"
+    return f"[bold red]{escape(head)} failed[/bold red]: {escape(redact_urls(call.error or ''))}"
 
 
 def _print_event(event: Event, show_layers: bool) -> None:
@@ -135,14 +148,16 @@ def ask(
 ) -> None:
     """Ask a recipe one question; the final answer streams to stdout."""
     with clean_errors():
+        overrides = _overrides(temperature=temperature, max_tokens=max_tokens)
         text = sys.stdin.read() if prompt == "-" else prompt
+        if not text.strip():
+            raise ConfigError("the prompt is empty: give a question, or '-' and text on stdin")
         messages = ([Message("system", system)] if system else []) + [Message("user", text)]
         moa = MoA(_load(recipe, dry_run), progress=_progress)
         moa.prepare()
-        overrides = {"temperature": temperature, "max_tokens": max_tokens}
         if as_json:
             result = asyncio.run(_run_and_close(moa, messages, **overrides))
-            out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+            out.print_json(json.dumps(redact_data(result.to_dict()), ensure_ascii=False))
             return
         result = _stream_answer(moa, messages, show_layers, **overrides)
         sys.stdout.write("\n")
@@ -361,17 +376,29 @@ def models_rm(name: str) -> None:
         out.print(f"{name}: {'removed' if removed else 'was not pulled'}")
 
 
+API_KEY_HELP = (
+    "Require this bearer key on /v1. Prefer $MOA_API_KEY: a key given here is visible to "
+    "every user of the machine (ps, /proc)."
+)
+PULL_HELP = "Fetch missing local models first; else their recipes answer 503. Never per request."
+CORS_HELP = "A web origin (https://app.example) whose pages may call the API; repeatable; '*'."
+HOST_HELP = "A Host name to answer to (default: loopback and --host; any on 0.0.0.0); '*'."
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     recipes: Annotated[
-        Path | None, typer.Option("--recipes", help="A folder of recipe files to serve too.")
+        Path | None, typer.Option(help="A folder of recipe files to serve too.")
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(help="Require this bearer key on /v1 (default: $MOA_API_KEY)."),
-    ] = None,
+    api_key: Annotated[str | None, typer.Option(help=API_KEY_HELP)] = None,
+    demo: Annotated[bool, typer.Option(help="Serve the built-in 'fake' recipe too.")] = False,
+    pull: Annotated[bool, typer.Option(help=PULL_HELP)] = True,
+    max_runs: Annotated[int, typer.Option(min=1, help="Runs at once; more get 503.")] = 64,
+    max_body: Annotated[int, typer.Option(min=1, help="The largest body, in bytes.")] = 4 << 20,
+    cors_origin: Annotated[list[str] | None, typer.Option(help=CORS_HELP)] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help=HOST_HELP)] = None,
 ) -> None:
     """Serve recipes as OpenAI-compatible models, with a web page at /."""
     with clean_errors():
@@ -380,7 +407,18 @@ def serve(
         except ImportError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
-        run_server(host=host, port=port, recipes_dir=recipes, api_key=api_key)
+        run_server(
+            host=host,
+            port=port,
+            recipes_dir=recipes,
+            api_key=api_key,
+            max_concurrent_runs=max_runs,
+            max_body_bytes=max_body,
+            demo=demo,
+            pull=pull,
+            allowed_hosts=allowed_host or None,
+            cors_origins=cors_origin or (),
+        )
 
 
 def _mount_eval() -> None:

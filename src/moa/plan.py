@@ -75,7 +75,7 @@ def expand(layer: Layer, defaults: Settings) -> tuple[Agent, ...]:
 
 def _provider(name: str, recipe: Recipe) -> Provider | None:
     spec = recipe.providers[name]
-    if not (spec.base_url or spec.api_key_env or spec.context_windows):
+    if not (spec.base_url or spec.api_key_env or spec.context_windows or spec.send_key_to_base_url):
         return None
     required = bool(spec.api_key_env) if spec.key_required is None else spec.key_required
     return Provider(
@@ -84,6 +84,7 @@ def _provider(name: str, recipe: Recipe) -> Provider | None:
         api_key_env=spec.api_key_env,
         key_required=required,
         context_windows=spec.context_windows,
+        send_key_to_base_url=spec.send_key_to_base_url,
     )
 
 

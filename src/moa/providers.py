@@ -30,6 +30,8 @@ class Provider:
     key_required: bool = True
     base_url_env: str | None = None
     context_windows: Mapping[str, int] | None = None
+    send_key_to_base_url: bool = False
+    """Allow a built-in provider's key to go to a URL other than that provider's own."""
 
     def url(self, env: Mapping[str, str]) -> str | None:
         if self.base_url_env and env.get(self.base_url_env):

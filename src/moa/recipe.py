@@ -82,11 +82,16 @@ class Retry(_Strict):
 
 
 class ProviderSpec(_Strict):
-    """A provider added by configuration, or limits for an existing one."""
+    """A provider added by configuration, or limits for an existing one.
+
+    The key of a built-in provider (OPENAI_API_KEY, ...) is only ever sent to that provider's
+    own URL; `send_key_to_base_url: true` says that this recipe means to send it to another
+    URL (its `base_url`, or an `@URL` in a model reference), such as a proxy you trust."""
 
     base_url: str | None = None
     api_key_env: str | None = None
     key_required: bool | None = None
+    send_key_to_base_url: bool = False
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, gt=0)
@@ -168,15 +173,17 @@ def _parse(text: str, source: str, suffix: str) -> Any:
         if suffix == ".json":
             return json.loads(text)
         return yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError) as exc:  # JSON's included
         raise RecipeError(f"not valid {suffix.lstrip('.').upper()}: {exc}", source=source) from None
+    except RecursionError:
+        raise RecipeError("nested too deeply to be a recipe", source=source) from None
 
 
 def _yaml_line(text: str, loc: Sequence[int | str]) -> int | None:
     """The 1-based line of the YAML node at a pydantic error location, where it can be found."""
     try:
         node: Any = yaml.compose(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     line = None
     for key in loc:

@@ -9,8 +9,9 @@ from dataclasses import replace
 
 from moa.backends.base import Backend
 from moa.backends.registry import REGISTRY
-from moa.errors import MissingKeyError, ModelRefError
+from moa.errors import ConfigError, MissingKeyError, ModelRefError
 from moa.providers import PRESETS, ModelRef, Provider, parse_ref
+from moa.redact import redact_url, redact_urls
 
 
 class Resolver:
@@ -57,6 +58,7 @@ class Resolver:
                     base,
                     base_url=provider.base_url or base.base_url,
                     api_key_env=provider.api_key_env or base.api_key_env,
+                    send_key_to_base_url=provider.send_key_to_base_url or base.send_key_to_base_url,
                     context_windows={
                         **(base.context_windows or {}),
                         **(provider.context_windows or {}),
@@ -85,9 +87,26 @@ class Resolver:
         key = self._env.get(provider.api_key_env) if provider.api_key_env else None
         if provider.key_required and not key:
             raise MissingKeyError(ref, provider.api_key_env or f"{provider.name.upper()}_API_KEY")
-        if parsed.base_url is None and provider.url(self._env) is None:
+        url = parsed.base_url or provider.url(self._env)
+        if url is None:
             raise ModelRefError(f"{ref!r}: provider '{provider.name}' has no base URL; add @URL")
+        if key:
+            self._check_destination(provider, url, ref)
         return provider, key
+
+    def _check_destination(self, provider: Provider, url: str, ref: str) -> None:
+        """Refuse to send a built-in provider's key to a URL that is not that provider's own,
+        unless the recipe says so (`send_key_to_base_url`)."""
+        owner = next((p for p in PRESETS.values() if p.api_key_env == provider.api_key_env), None)
+        if owner is None or provider.send_key_to_base_url:
+            return
+        own = {u.rstrip("/") for u in (owner.base_url, owner.url(self._env)) if u}
+        if url.rstrip("/") not in own:
+            raise ConfigError(
+                f"{redact_urls(ref)}: refusing to send {owner.api_key_env} (the key of "
+                f"'{owner.name}') to {redact_url(url)}; if you trust that URL, set "
+                f"providers.{provider.name}.send_key_to_base_url: true in the recipe"
+            )
 
     def resolve(self, ref: str) -> tuple[Backend, str]:
         parsed = self.parse(ref)

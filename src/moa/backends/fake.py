@@ -8,7 +8,9 @@
     moa = MoA.from_recipe(recipe, backends={"fake": fake})
 
 Unscripted models answer deterministically, so any recipe can be dry-run with `fake:NAME`.
-Every request is kept in `fake.calls` as (model, request).
+The last `record` requests (1000 by default; 0 keeps none) are kept in `fake.calls` as
+(model, request), and the models of cancelled calls in `fake.cancelled`: memory stays bounded
+however long a fake serves (the server's own keeps none).
 """
 
 from __future__ import annotations
@@ -19,12 +21,29 @@ import re
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from moa.backends.base import Backend
 from moa.types import Delta, Request, Usage
 
 Responder = Callable[[Request], str | Awaitable[str]]
 Scripted = str | BaseException | Responder
+T = TypeVar("T")
+
+
+class Recent(list[T]):
+    """A list that keeps only its last `limit` items (a ring buffer that still slices)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def append(self, item: T) -> None:
+        if self.limit <= 0:
+            return
+        super().append(item)
+        if len(self) > self.limit:
+            del self[0]
 
 
 def default_answer(request: Request) -> str:
@@ -50,6 +69,9 @@ class _Script:
     token_delay: float = 0.0
 
 
+_UNSCRIPTED = _Script(deque())
+
+
 class FakeBackend(Backend):
     """A backend whose answers, latencies and failures are scripted per model."""
 
@@ -60,14 +82,15 @@ class FakeBackend(Backend):
         latency: float = 0.0,
         token_delay: float = 0.0,
         window: int | None = None,
+        record: int = 1000,
     ) -> None:
         self._default = default
         self._latency = latency
         self._token_delay = token_delay
         self._window = window
         self._scripts: dict[str, _Script] = defaultdict(lambda: _Script(deque()))
-        self.calls: list[tuple[str, Request]] = []
-        self.cancelled: list[str] = []
+        self.calls: Recent[tuple[str, Request]] = Recent(record)
+        self.cancelled: Recent[str] = Recent(record)
         self.closed = False
 
     # scripting -----------------------------------------------------------------------------
@@ -99,7 +122,7 @@ class FakeBackend(Backend):
     # the Backend protocol -------------------------------------------------------------------
     async def _answer(self, request: Request) -> tuple[str, _Script]:
         self.calls.append((request.model, request))
-        script = self._scripts[request.model]
+        script = self._scripts.get(request.model) or _UNSCRIPTED  # no entry per model seen
         delay = script.latency or self._latency
         item: Scripted = (
             script.queue.popleft()

@@ -20,6 +20,7 @@ from moa.errors import (
     ContextLengthError,
     RateLimited,
 )
+from moa.redact import redact_url, redact_urls
 from moa.types import Completion, Delta, Request, Usage
 
 """Retried statuses; every other 5xx is retried too."""
@@ -58,20 +59,22 @@ def _body_text(body: object) -> str | None:
 
 
 def _redact(text: str, secret: str | None) -> str:
+    """`text` without the key, nor credentials in any URL it shows."""
+    text = redact_urls(text)
     return text.replace(secret, "***") if secret and len(secret) >= 4 else text
 
 
 def map_error(exc: Exception, model: str, *, secret: str | None = None) -> BackendError:
     """Translate the SDK's exceptions into ours, in this one place.
 
-    `secret` (the API key) is blanked out of messages and bodies: some servers echo it."""
+    `secret` (the API key) is blanked out of messages and bodies: some servers echo it; so are
+    the user info and query of any URL shown."""
     if isinstance(exc, BackendError):
         return exc
     error = _map(exc, model)
-    if secret:
-        error.message = _redact(error.message, secret)
-        error.body = _redact(error.body, secret) if error.body else error.body
-        error.args = tuple(_redact(str(a), secret) for a in error.args)
+    error.message = _redact(error.message, secret)
+    error.body = _redact(error.body, secret) if error.body else error.body
+    error.args = tuple(_redact(str(a), secret) for a in error.args)
     return error
 
 
@@ -150,7 +153,7 @@ class OpenAICompatBackend(Backend):
         self._stream_usage = True
 
     def __repr__(self) -> str:  # never show the key
-        return f"OpenAICompatBackend(name={self.name!r}, base_url={self.base_url!r})"
+        return f"OpenAICompatBackend(name={self.name!r}, base_url={redact_url(self.base_url)!r})"
 
     def _params(self, request: Request) -> dict[str, Any]:
         params: dict[str, Any] = {

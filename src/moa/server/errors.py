@@ -2,11 +2,17 @@
 
 400 invalid_request_error   malformed JSON, a missing or invalid field (`param` names it)
 401 invalid_api_key         a key is required and missing or wrong
+403 host_not_allowed        the Host header is not a name the server is served under
+403 origin_not_allowed      a web page of another origin (not allowed with cors_origins)
 404 model_not_found         no recipe by that name
+405 method_not_allowed      a route that does not take this method
+408 request_timeout         the body did not arrive within body_timeout_s
 413 request_too_large       the body is over the limit
+415 unsupported_media_type  a body that is not sent as application/json
 500 server_error            the server's own recipe or keys are wrong (names the variable)
 502 upstream_error          agents failed (each one named in the message and `failures`)
 503 server_overloaded       too many runs at once (with Retry-After)
+503 model_not_available     a recipe's local model is not there (checked at startup)
 504 timeout_error           agents or the run's deadline timed out
 """
 
@@ -95,7 +101,8 @@ def from_setup_error(exc: MoAError, model: str) -> ApiError:
     if isinstance(exc, MissingKeyError):
         return ApiError(500, where + str(exc), type="server_error", code="missing_provider_key")
     if isinstance(exc, ModelNotAvailable):
-        return ApiError(503, where + str(exc), type="server_error", code="model_not_available")
+        message = where + str(exc) + "; then restart the server"
+        return ApiError(503, message, type="server_error", code="model_not_available")
     if isinstance(exc, ConfigError):
         return ApiError(500, where + str(exc), type="server_error", code="invalid_recipe")
     return ApiError(500, where + str(exc), type="server_error", code="recipe_setup_failed")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
@@ -24,8 +23,17 @@ from starlette.types import Receive, Scope, Send
 
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import MoAError
+from moa.redact import redact_urls
 from moa.server.errors import ApiError, from_error
-from moa.server.wire import ChatRequest, Chunks, completion, finish_reason, new_id, sse
+from moa.server.wire import (
+    ChatRequest,
+    Chunks,
+    completion,
+    finish_reason,
+    json_response,
+    new_id,
+    sse,
+)
 
 log = logging.getLogger("moa.server")
 
@@ -75,13 +83,6 @@ async def ticking(
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, MoAError):
                 await pending
-
-
-def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-    raw = json.dumps(body, ensure_ascii=False).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    return {"type": "http.response.start", "status": status, "headers": head}, raw
 
 
 def describe(event: Event) -> tuple[str, dict[str, Any]] | None:
@@ -180,7 +181,7 @@ class RunResponse(Response):
         except Exception as exc:
             error = from_error(exc, self.model)
             if isinstance(exc, MoAError):
-                log.warning("run of %s failed: %s", self.model, exc)
+                log.warning("run of %s failed: %s", self.model, redact_urls(str(exc)))
             elif not isinstance(exc, ApiError):
                 log.exception("run of %s failed unexpectedly", self.model)
             await self._fail(send, error, getattr(exc, "trace", None))

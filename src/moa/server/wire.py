@@ -1,22 +1,33 @@
 """The OpenAI wire format: the request we accept and the objects we answer with.
 
 temperature, max_tokens, top_p, seed and stop apply to the aggregator unless the recipe pins
-them. Fields a recipe cannot honour (penalties, user, ...) are accepted and ignored; tools,
-n > 1 and non-text content are refused.
+them; they are validated by `moa.types.Settings`, as everywhere else. Fields a recipe cannot
+honour (penalties, user, ...) are accepted and ignored; tools, n > 1 and non-text content are
+refused. A body must be strict JSON (no NaN), nested at most MAX_DEPTH deep, and valid Unicode
+(no lone surrogate).
+
+Whatever leaves the server goes through `dumps`: URLs outside answer texts lose their
+credentials (`moa.redact.redact_data`), and text that is not valid Unicode is replaced, not a crash.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from moa.engine import Result
+from moa.redact import redact_data
 from moa.server.errors import invalid
-from moa.types import Message
+from moa.types import Message, Settings
+
+MAX_DEPTH = 64
+"""The deepest nesting of a request body: a chat request needs about six levels."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Open(BaseModel):
@@ -57,10 +68,10 @@ class MoAOptions(_Closed):
 class ChatRequest(_Open):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    top_p: float | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
@@ -69,6 +80,7 @@ class ChatRequest(_Open):
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     moa: MoAOptions | None = None
+    _sampling: Settings = PrivateAttr(default_factory=Settings)
 
     @field_validator("n")
     @classmethod
@@ -101,20 +113,42 @@ class ChatRequest(_Open):
 
     @property
     def answer_tokens(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
+        return self.max_tokens if self.max_completion_tokens is None else self.max_completion_tokens
 
     def conversation(self) -> list[Message]:
         return [m.to_message() for m in self.messages]
 
-    def settings(self) -> dict[str, Any]:
-        """The aggregator settings this request asks for, as MoA.arun's keyword arguments."""
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        return {
+    def check_settings(self) -> None:
+        """Validate the sampling fields through `Settings` (the one validation), or 400."""
+        fields = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "stop")
+        for name in fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            setting = "max_tokens" if name == "max_completion_tokens" else name
+            try:
+                Settings.model_validate({setting: value})
+            except ValidationError as exc:
+                problem = exc.errors(include_url=False)[0]["msg"]
+                raise invalid(f"{name}: {problem}", param=name) from None
+        values = {
             "temperature": self.temperature,
             "max_tokens": self.answer_tokens,
             "top_p": self.top_p,
             "seed": self.seed,
-            "stop": stop or None,
+            "stop": self.stop,
+        }
+        self._sampling = Settings.model_validate(values)
+
+    def settings(self) -> dict[str, Any]:
+        """The aggregator settings this request asks for, as MoA.arun's keyword arguments."""
+        s = self._sampling
+        return {
+            "temperature": s.temperature,
+            "max_tokens": s.max_tokens,
+            "top_p": s.top_p,
+            "seed": s.seed,
+            "stop": list(s.stop) if s.stop else None,
         }
 
 
@@ -130,16 +164,48 @@ def _param(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_tree(data: Any) -> None:
+    """400 for a body nested deeper than MAX_DEPTH or holding text that is not Unicode.
+
+    Level by level, holding only references: a body of a million numbers costs 8 MB here."""
+    level: list[Any] = [data]
+    depth = 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise invalid(f"the body is nested more than {MAX_DEPTH} deep", code="invalid_json")
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)  # json.loads makes exactly these types
+            if kind is dict:
+                below.extend(item)  # the keys, checked as texts one level down
+                below.extend(item.values())
+            elif kind is list:
+                below.extend(item)
+            elif kind is str and not item.isascii() and _SURROGATE.search(item):
+                raise invalid(
+                    "the body holds a lone surrogate (such as \\ud800): not valid Unicode",
+                    code="invalid_json",
+                )
+        level, depth = below, depth + 1
+
+
 def parse_request(raw: bytes) -> ChatRequest:
     """The validated request, or a 400 naming the first bad field."""
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise invalid("the body is nested too deeply", code="invalid_json") from None
+    except ValueError as exc:  # bad JSON or UTF-8, NaN, an integer of over 4300 digits
         raise invalid(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise invalid("the body must be a JSON object", code="invalid_json")
+    _check_tree(data)
     try:
-        return ChatRequest.model_validate(data)
+        chat = ChatRequest.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         param = _param(err["loc"]) or None
@@ -153,6 +219,8 @@ def parse_request(raw: bytes) -> ChatRequest:
             param = param.split(".content", 1)[0] + ".content"
             problem = "expected a string or a list of text parts (only text is supported)"
         raise invalid(f"{param}: {problem}" if param else problem, param=param) from None
+    chat.check_settings()
+    return chat
 
 
 # responses ----------------------------------------------------------------------------------
@@ -240,7 +308,28 @@ class Chunks:
         return chunk
 
 
+def encode(text: str) -> bytes:
+    """UTF-8; a lone surrogate (a model may answer one) becomes U+FFFD instead of an error."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode()
+
+
+def dumps(data: Any) -> bytes:
+    """The JSON of anything the server sends, scrubbed and safely encoded."""
+    return encode(json.dumps(redact_data(data), ensure_ascii=False, default=str))
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    """The ASGI start message and body of a JSON answer."""
+    raw = dumps(body)
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return {"type": "http.response.start", "status": status, "headers": head}, raw
+
+
 def sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    text = data.encode() if isinstance(data, str) else dumps(data)
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {text}\n\n".encode()
+    return head.encode() + b"data: " + text + b"\n\n"

@@ -95,7 +95,8 @@ async function loadModels() {
   }
   const saved = localStorage.getItem(RECIPE_STORE);
   const ids = state.models.map((m) => m.id);
-  select.value = ids.includes(saved) ? saved : ids.includes("fake") ? "fake" : ids[0] || "";
+  const usable = state.models.filter((m) => !(m.moa && m.moa.error)).map((m) => m.id);
+  select.value = ids.includes(saved) ? saved : ids.includes("fake") ? "fake" : usable[0] || ids[0] || "";
   showRecipe();
   setHint("");
 }
