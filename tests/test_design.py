@@ -218,3 +218,19 @@ async def test_a_judge_is_retried_like_any_call(tmp_path: Path) -> None:
         None,
     ]
     await h.aclose()
+
+
+async def test_traces_show_base_urls_without_credentials() -> None:
+    fake = FakeBackend()
+    url = "http://user:secret@127.0.0.1:9/v1?token=abc"
+    data = {
+        "layers": [[{"model": f"vllm:m@{url}", "fallbacks": ["fake:b"]}]],
+        "aggregator": "fake:agg",
+        "retry": {"attempts": 1},
+        "timeout": 2,
+    }
+    async with MoA(data, backends={"fake": fake}, env={}) as moa:
+        result = await moa.arun("hi")
+    text = result.trace.to_json()
+    assert "secret" not in text and "token=abc" not in text
+    assert "vllm:m@http://***@127.0.0.1:9/v1?***" in text  # the failed first try, redacted

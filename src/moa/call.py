@@ -33,6 +33,7 @@ from moa.events import AgentFinished, AgentStarted, EventSink, Token
 from moa.limits import Limits, LimitSpec
 from moa.prompts import add_system, inject
 from moa.recipe import Retry
+from moa.redact import redact_urls
 from moa.resolver import Resolver
 from moa.trace import AgentRole, Attempt, Call, Trace
 from moa.types import Completion, Message, Request
@@ -109,9 +110,9 @@ class Caller:
         call = Call(
             layer=layer,
             index=index,
-            agent=agent.label,
+            agent=redact_urls(agent.label),
             role=role,
-            model=agent.model,
+            model=redact_urls(agent.model),
             settings=agent.settings().to_dict(),
             started_s=run.elapsed(),
         )
@@ -136,7 +137,7 @@ class Caller:
         cancellation is recorded, then raised."""
         call = record or self.record(run, agent, role, layer=layer, index=index)
         call.started_s = run.elapsed()
-        run.emit(AgentStarted(layer, index, call.agent, agent.model, role))
+        run.emit(AgentStarted(layer, index, call.agent, call.model, role))
         if agent.system:
             messages = add_system(messages, agent.system, first=True)
         try:
@@ -169,7 +170,7 @@ class Caller:
     ) -> None:
         streamed: list[str] = []  # what already reached the user
         for ref in (agent.model, *agent.fallbacks):
-            call.model = ref
+            call.model = redact_urls(ref)  # a base URL may carry credentials
             try:
                 done = await self._attempts(
                     run, call, ref, agent, messages, references, stream, streamed
@@ -257,6 +258,8 @@ class Caller:
         """One model's tries: the gate, the timeout, the retry rule and the backoff."""
         policy = self.retry
         backend, model = self.resolver.resolve(ref)
+        provider = self.resolver.provider_of(ref)
+        ref = redact_urls(ref)  # as the trace and errors show it
         try:
             outgoing, trimmed = self.fitted(backend, model, agent, messages, references, ref=ref)
         except ContextLengthError as exc:  # refused here, before any request: still an attempt
@@ -267,7 +270,6 @@ class Caller:
         call.trimmed = {**trimmed, "model": ref} if trimmed else None
         settings = agent.settings()
         request_tokens = sum(estimate_tokens(m.content) for m in outgoing)
-        provider = self.resolver.provider_of(ref)
         gate = self.limits.gate(provider, self.limit_specs.get(provider))
         timeout = agent.timeout or self.timeout
         request = Request(model=model, messages=tuple(outgoing), settings=settings, timeout=timeout)
