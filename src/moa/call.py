@@ -35,6 +35,7 @@ from moa.prompts import add_system, inject
 from moa.recipe import Retry
 from moa.redact import redact_urls
 from moa.resolver import Resolver
+from moa.selection import confidence
 from moa.trace import AgentRole, Attempt, Call, Trace
 from moa.types import Completion, Message, Request
 
@@ -185,6 +186,7 @@ class Caller:
                 continue
             call.text = done.text
             call.finish_reason = done.finish_reason
+            call.logprob = confidence(done.logprobs)
             call.error = call.error_type = None
             call.input_tokens = done.usage.input_tokens
             call.output_tokens = done.usage.output_tokens

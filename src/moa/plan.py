@@ -99,9 +99,13 @@ def compile_recipe(source: Recipe | str | Mapping[str, Any]) -> Plan:
     )
     aggregator = recipe.aggregator.with_defaults(recipe.defaults("aggregator"))
     strategy = recipe.strategy
+    if strategy.weights == "confidence" and layers:  # the votes need each answer's logprobs
+        last = layers[-1]
+        asked = tuple(a.with_defaults(Settings(logprobs=True)) for a in last.agents)
+        layers = (*layers[:-1], LayerPlan(last.number, asked, last.quorum, last.grace))
     judges = tuple(Agent(model=ref) for ref in strategy.judges())
-    agents = [*(a for layer in layers for a in layer.agents), aggregator, *judges]
-    models = tuple(dict.fromkeys(ref for a in agents for ref in (a.model, *a.fallbacks)))
+    called = [*(a for layer in layers for a in layer.agents), aggregator, *judges]
+    models = tuple(dict.fromkeys(ref for a in called for ref in (a.model, *a.fallbacks)))
     providers = {name: p for name in recipe.providers if (p := _provider(name, recipe))}
     limits = {
         name: LimitSpec(rpm=spec.rpm, tpm=spec.tpm, concurrency=spec.concurrency)

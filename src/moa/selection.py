@@ -39,6 +39,7 @@ __all__ = [
     "confidence",
     "confidence_weight",
     "decide_early",
+    "mean_weight",
     "most_agreed",
     "parse_usc",
     "plurality",
@@ -152,10 +153,14 @@ def confidence_weight(logprobs: Sequence[float] | None, *, temperature: float = 
     """exp(confidence / temperature), in (0, 1]: a vote's CISC weight before normalisation
     (softmax over the candidates divides all by one sum, so the winner is the same). A sequence
     without logprobs weighs 1, as in a plain vote."""
+    return mean_weight(confidence(logprobs), temperature=temperature)
+
+
+def mean_weight(mean_logprob: float | None, *, temperature: float = 1.0) -> float:
+    """`confidence_weight` from the mean log-probability itself (what a trace keeps)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    c = confidence(logprobs)
-    return 1.0 if c is None else math.exp(min(c, 0.0) / temperature)
+    return 1.0 if mean_logprob is None else math.exp(min(mean_logprob, 0.0) / temperature)
 
 
 def cisc_weights(

@@ -46,6 +46,8 @@ class Call:
     error_type: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     trimmed: dict[str, Any] | None = None
+    logprob: float | None = None
+    """The mean log-probability of the answer's tokens, when asked for and given."""
 
     @property
     def ok(self) -> bool:

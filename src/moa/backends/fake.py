@@ -5,6 +5,7 @@
     fake.respond("b", lambda req: req.messages[-1].content.upper())
     fake.fail("c", BackendTimeout("slow"), times=2)        # the first two calls fail
     fake.latency("a", 0.5)
+    fake.confidence("a", -0.1)                             # logprob of each token, if asked
     moa = MoA.from_recipe(recipe, backends={"fake": fake})
 
 Unscripted models answer deterministically, so any recipe can be dry-run with `fake:NAME`.
@@ -66,6 +67,7 @@ class _Script:
     queue: deque[Scripted]
     fallback: Scripted | None = None
     latency: float = 0.0
+    logprob: float = -0.5
     token_delay: float = 0.0
 
 
@@ -109,6 +111,11 @@ class FakeBackend(Backend):
         if times is None:
             return self.respond(model, error)
         return self.enqueue(model, *([error] * times))
+
+    def confidence(self, model: str, logprob: float) -> FakeBackend:
+        """The log-probability `model` gives each of its tokens, when asked (default -0.5)."""
+        self._scripts[model].logprob = logprob
+        return self
 
     def latency(self, model: str, seconds: float, *, per_token: float = 0.0) -> FakeBackend:
         script = self._scripts[model]
@@ -162,7 +169,8 @@ class FakeBackend(Backend):
                 except asyncio.CancelledError:
                     self.cancelled.append(request.model)
                     raise
-            yield Delta(text=piece)
+            logprobs = (script.logprob,) if request.settings.logprobs else None
+            yield Delta(text=piece, logprobs=logprobs)
         prompt_tokens = sum(count_words(m.content) for m in request.messages)
         yield Delta(usage=Usage(prompt_tokens, count_words(text)), finish_reason=finish)
 

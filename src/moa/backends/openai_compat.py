@@ -111,6 +111,15 @@ def _map(exc: Exception, model: str) -> BackendError:
     return BadResponse(f"{type(exc).__name__}: {exc}", model=model)
 
 
+def _logprobs(choice: Any) -> tuple[float, ...] | None:
+    """The generated tokens' log-probabilities of a choice (or a streamed piece), if given."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    values = [getattr(t, "logprob", None) for t in content]
+    return tuple(float(v) for v in values if isinstance(v, int | float))
+
+
 def _cause(exc: Exception, secret: str | None) -> Exception | None:
     """The SDK's exception to chain ours to, unless it shows the key (tracebacks print it)."""
     if secret and len(secret) >= 4:
@@ -179,7 +188,12 @@ class OpenAICompatBackend(Backend):
         usage = Usage()
         if response.usage is not None:
             usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
-        return Completion(text=text, usage=usage, finish_reason=choice.finish_reason)
+        return Completion(
+            text=text,
+            usage=usage,
+            finish_reason=choice.finish_reason,
+            logprobs=_logprobs(choice),
+        )
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
         params = self._params(request)
@@ -200,7 +214,7 @@ class OpenAICompatBackend(Backend):
                         if choice.index != 0:
                             continue
                         if choice.delta is not None and choice.delta.content:
-                            yield Delta(text=choice.delta.content)
+                            yield Delta(text=choice.delta.content, logprobs=_logprobs(choice))
                         finish = choice.finish_reason or finish
         except BackendError:
             raise

@@ -5,19 +5,21 @@ aggregator's evidence), `base` the protocol between the engine and a strategy, `
 recipe's strategy as steps. See `moa.strategies.config` for the recipe syntax.
 """
 
-from moa.strategies.base import Answers, Final, Step, StepContext
+from moa.strategies.base import Answers, Final, Step, StepContext, judge_agent
 from moa.strategies.config import (
     RANK_PROMPT,
     REVIEW_PROMPT,
     SEQ_NOTE,
+    ByKind,
     Council,
     DecideEarly,
     EarlyStop,
+    Rule,
     Select,
     Seq,
     Strategy,
 )
-from moa.strategies.steps import RecipeStrategy, build, judge_agent
+from moa.strategies.steps import RecipeStrategy, build
 from moa.strategies.votes import (
     Tally,
     aggregate_block,
@@ -35,11 +37,13 @@ __all__ = [
     "REVIEW_PROMPT",
     "SEQ_NOTE",
     "Answers",
+    "ByKind",
     "Council",
     "DecideEarly",
     "EarlyStop",
     "Final",
     "RecipeStrategy",
+    "Rule",
     "Select",
     "Seq",
     "Step",

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from moa.agent import Agent
 from moa.trace import AgentRole, Call
 from moa.types import Message
 
-__all__ = ["Answers", "Final", "SideCall", "Step", "StepContext"]
+__all__ = ["Answers", "Final", "SideCall", "Step", "StepContext", "judge_agent"]
 
 SideCall = Callable[[Agent, AgentRole, Sequence[Message], int, int], Awaitable[Call]]
 """call(agent, role, messages, layer, index): one non-streamed call, in the trace."""
@@ -93,3 +94,10 @@ class Step:
 
     async def before_final(self, ctx: StepContext, answers: Answers) -> Final:
         return Final(ctx.messages, answers.texts, ctx.final_layer)
+
+
+def judge_agent(ref: str | None, max_tokens: int, aggregator: Agent) -> Agent:
+    """A judge at temperature 0 with a small answer budget: `ref`, else the aggregator's model."""
+    base = aggregator if ref is None else Agent(model=ref)
+    update: dict[str, Any] = {"temperature": 0, "max_tokens": max_tokens, "seed": None, "n": 1}
+    return base.model_copy(update=update)

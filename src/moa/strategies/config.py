@@ -28,9 +28,11 @@ __all__ = [
     "RANK_PROMPT",
     "REVIEW_PROMPT",
     "SEQ_NOTE",
+    "ByKind",
     "Council",
     "DecideEarly",
     "EarlyStop",
+    "Rule",
     "Select",
     "Seq",
     "Strategy",
@@ -111,11 +113,36 @@ class DecideEarly(_Strict):
     window: int | None = Field(default=None, ge=2)
 
 
+Rule = Literal["vote", "rank", "synthesize", "agreement", "usc", "behaviour", "first"]
+"""How one answer is made of several: a vote on final answers, the LLM ranker, the paper's
+synthesis, the answer most in agreement with the others (no call), Universal Self-Consistency
+(a model selects), code chosen by its behaviour in the sandbox, or the first (greedy) answer."""
+
+
+class ByKind(_Strict):
+    """final: auto: the rule for each kind of answer, read from the answers themselves
+    (`moa.selection.answer_kind`)."""
+
+    number: Rule = "vote"
+    code: Rule = "behaviour"
+    prose: Rule = "agreement"
+
+
 class Strategy(_Strict):
     """The `strategy:` section of a recipe. Every part is optional; the default is the paper's
     MoA."""
 
-    final: Literal["synthesize", "vote", "rank"] = "synthesize"
+    final: Literal["synthesize", "vote", "rank", "select", "auto"] = "synthesize"
+    select_by: Literal["agreement", "usc", "behaviour"] = "agreement"
+    """final: select: how the one answer is picked."""
+    by_kind: ByKind = Field(default_factory=ByKind)
+    """final: auto: the rule for numbers, code and prose."""
+    weights: Literal["equal", "confidence"] = "equal"
+    """Votes count equally, or by the model's confidence in each answer (CISC: the mean
+    log-probability of its tokens, asked of the backend); a backend that gives no
+    log-probabilities leaves every answer at weight 1."""
+    weight_temperature: float = Field(default=1.0, gt=0)
+    """CISC's softmax temperature: lower trusts confidence more."""
     evidence: Literal["none", "votes"] = "none"
     seq: Seq | None = None
     select: Select | None = None

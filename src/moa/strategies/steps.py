@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
-from moa.agent import Agent
 from moa.prompts import add_system, inject, numbered
-from moa.selection import decide_early
-from moa.strategies.base import Answers, Final, Step, StepContext
-from moa.strategies.config import Strategy
+from moa.selection import answer_kind, decide_early, mean_weight, plurality
+from moa.strategies.base import Answers, Final, Step, StepContext, judge_agent
+from moa.strategies.config import Rule, Strategy
+from moa.strategies.select import choose
 from moa.strategies.votes import (
     aggregate_block,
     borda,
@@ -23,14 +22,7 @@ from moa.strategies.votes import (
 )
 from moa.trace import Call
 
-__all__ = ["RecipeStrategy", "build", "judge_agent"]
-
-
-def judge_agent(ref: str | None, max_tokens: int, aggregator: Agent) -> Agent:
-    """A judge at temperature 0 with a small answer budget: `ref`, else the aggregator's model."""
-    base = aggregator if ref is None else Agent(model=ref)
-    update: dict[str, Any] = {"temperature": 0, "max_tokens": max_tokens, "seed": None, "n": 1}
-    return base.model_copy(update=update)
+__all__ = ["RecipeStrategy", "build"]
 
 
 def build(config: Strategy) -> Step:
@@ -51,7 +43,9 @@ class RecipeStrategy(Step):
         ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
         done = {i: self.read(calls[i].text) if calls[i].ok else None for i in ended}
-        early = decide_early(done, total=len(calls), window=rule.window)
+        weights = self._weights([calls[i] for i in ended])
+        weighed = dict(zip(ended, weights, strict=True)) if weights is not None else None
+        early = decide_early(done, total=len(calls), window=rule.window, weights=weighed)
         if early is None:
             return None
         if early.reason == "cannot change":
@@ -147,36 +141,72 @@ class RecipeStrategy(Step):
     async def decide(self, ctx: StepContext, answers: Answers) -> str | None:
         config = self.config
         texts = answers.texts
-        t = tally(texts, self.read)
-        rule = config.early_stop
-        if rule is not None and rule.skip_aggregator and self._agree(texts)[0]:
+        stop = config.early_stop
+        if stop is not None and stop.skip_aggregator and self._agree(texts)[0]:
+            t = tally(texts, self.read)
             assert t.index is not None
             ctx.note(f"the answers agree ({t.votes} of {t.total} on {t.winner}): no aggregation")
             return texts[t.index]
-        if config.final == "vote":
-            if t.index is None and config.unread == "synthesize":
+        rule: Rule
+        if config.final == "auto":
+            kind = answer_kind(texts)
+            rule = getattr(config.by_kind, kind)
+            ctx.note(f"the answers read as {kind}: {rule}")
+        elif config.final == "select":
+            rule = config.select_by
+        else:
+            rule = config.final
+        if rule == "synthesize":
+            return None
+        if rule == "first":
+            ctx.note("the first answer")
+            return texts[0]
+        if rule == "vote":
+            return self._vote(ctx, answers)
+        if rule == "rank":
+            return await self._rank(ctx, answers)
+        return await choose(rule, ctx, answers, config)
+
+    def _weights(self, calls: Sequence[Call]) -> list[float] | None:
+        if self.config.weights != "confidence":
+            return None
+        return [mean_weight(c.logprob, temperature=self.config.weight_temperature) for c in calls]
+
+    def _vote(self, ctx: StepContext, answers: Answers) -> str | None:
+        texts = answers.texts
+        weights = self._weights(answers.calls)
+        vote = plurality([self.read(t) for t in texts], weights)
+        if vote.index is None:
+            if self.config.unread == "synthesize":
                 ctx.note("vote: no answer could be read; synthesising")
                 return None
-            if t.index is None:
-                ctx.note("vote: no answer could be read")
-                return texts[0]
-            ctx.note(f"vote: {t.winner} with {t.votes} of {t.total}")
-            return texts[t.index]
-        if config.final == "rank":
-            judge = judge_agent(config.judge, config.judge_max_tokens, ctx.judge_base)
-            shown = inject(ctx.messages, config.rank_prompt, texts)
-            call = await ctx.call(judge, "judge", shown, ctx.final_layer, 0)
-            choice = parse_choice(call.text, len(texts)) if call.ok else None
-            if choice is not None:
-                ctx.note(f"ranker chose {choice + 1}")
-                return texts[choice]
-            fallback = t.index if t.index is not None else 0
-            ctx.note(
-                f"the ranker's answer could not be read ({(call.text or call.error or '')[:80]!r});"
-                f" returned answer {fallback + 1} by vote"
-            )
-            return texts[fallback]
-        return None
+            ctx.note("vote: no answer could be read")
+            return texts[0]
+        if weights is None:
+            votes = sum(1 for t in texts if self.read(t) == vote.answer)
+            ctx.note(f"vote: {vote.answer} with {votes} of {len(texts)}")
+        else:
+            score, total = vote.tally[vote.answer or ""], sum(vote.tally.values())
+            ctx.note(f"vote weighted by confidence: {vote.answer} with {score:.2f} of {total:.2f}")
+        return texts[vote.index]
+
+    async def _rank(self, ctx: StepContext, answers: Answers) -> str:
+        config = self.config
+        texts = answers.texts
+        judge = judge_agent(config.judge, config.judge_max_tokens, ctx.judge_base)
+        shown = inject(ctx.messages, config.rank_prompt, texts)
+        call = await ctx.call(judge, "judge", shown, ctx.final_layer, 0)
+        choice = parse_choice(call.text, len(texts)) if call.ok else None
+        if choice is not None:
+            ctx.note(f"ranker chose {choice + 1}")
+            return texts[choice]
+        t = tally(texts, self.read)
+        fallback = t.index if t.index is not None else 0
+        ctx.note(
+            f"the ranker's answer could not be read ({(call.text or call.error or '')[:80]!r});"
+            f" returned answer {fallback + 1} by vote"
+        )
+        return texts[fallback]
 
     async def before_final(self, ctx: StepContext, answers: Answers) -> Final:
         """Self-MoA-Seq rounds run here; the evidence and the review join the system text."""
