@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from moa.cost import Price
 from moa.errors import ModelRefError, RecipeError
 from moa.providers import Provider, parse_ref
 from moa.strategies import Strategy
@@ -150,6 +151,8 @@ class ProviderSpec(_Strict):
     tpm: int | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, gt=0)
     context_windows: dict[str, int] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Per model (as named at this provider): price per million input and output tokens."""
 
 
 class Recipe(_Strict):

@@ -45,10 +45,18 @@ class Call:
     error_type: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     trimmed: dict[str, Any] | None = None
+    cost: float | None = None
+    """Set by `moa.cost.price_trace` when prices are known."""
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+
+def _cost(calls: list[Call]) -> float | None:
+    if any(c.cost is None and (c.input_tokens or c.output_tokens) for c in calls):
+        return None
+    return sum(c.cost or 0.0 for c in calls)
 
 
 @dataclass(kw_only=True)
@@ -58,6 +66,8 @@ class Totals:
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    cost: float | None = None
+    """The sum of the calls' costs; None if a call that used tokens has none."""
 
     @property
     def total_tokens(self) -> int:
@@ -84,6 +94,7 @@ class Trace:
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             latency_s=latency,
+            cost=_cost(calls),
         )
 
     def layer_totals(self) -> dict[int, Totals]:
