@@ -212,60 +212,9 @@ async def _chat_turn(moa: MoA, history: list[Message], show_layers: bool, **kw: 
     return result
 
 
-@app.command()
-def batch(
-    source: Annotated[Path, typer.Argument(help="JSONL (one object a line) or a JSON list.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results, one JSONL line per item.")],
-    recipe: RecipeOpt = "local",
-    prompt_key: Annotated[
-        str, typer.Option(help="The field holding the prompt (text or a list of messages).")
-    ] = "prompt",
-    id_key: Annotated[str, typer.Option(help="The field holding each item's id.")] = "id",
-    concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 4,
-    trace: Annotated[bool, typer.Option("--trace/--no-trace", help="Keep each trace.")] = True,
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-) -> None:
-    """Answer every item of a dataset; run it again to resume (only missing items run)."""
-    from moa.batch import load_items, run_recipe
+from moa.batch.cli import batch  # noqa: E402  (it imports this module's helpers lazily)
 
-    with clean_errors():
-        items = load_items(source, id_key=id_key)
-        missing = [str(i.get(id_key)) for i in items if prompt_key not in i]
-        if missing:
-            err.print(
-                f"[red]error:[/red] {escape(str(source))}: {len(missing)} items have no "
-                f"{prompt_key!r} field (first: id {escape(missing[0])}); see --prompt-key"
-            )
-            raise typer.Exit(2)
-        moa = MoA(_load(recipe, dry_run), progress=_progress)
-        moa.prepare()
-
-        async def go() -> Any:
-            try:
-                return await run_recipe(
-                    moa.recipe,
-                    items,
-                    out=out,
-                    prompt_key=prompt_key,
-                    id_key=id_key,
-                    moa=moa,
-                    keep_trace=trace,
-                    concurrency=concurrency,
-                    progress=sys.stderr.isatty(),
-                    description=moa.recipe.name,
-                )
-            finally:
-                await moa.aclose()
-
-        summary = asyncio.run(go())
-        err.print(
-            f"{summary.ran} answered ({summary.failed} failed), {summary.skipped} already done, "
-            f"in {summary.seconds:.1f}s → {escape(str(out))}"
-        )
-        for line in summary.errors[:5]:
-            err.print(f"[red]failed[/red] {escape(line)}")
-        if summary.failed:
-            raise typer.Exit(1)
+app.command()(batch)
 
 
 @recipes_app.command("list")
