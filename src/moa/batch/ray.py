@@ -193,8 +193,11 @@ class RayPool:
         self._actors: dict[str, Any] = {}
         self._load: Counter[str] = Counter()
         self._serial = 0
+        self.served: Counter[str] = Counter()
+        """Items answered, by worker name."""
         self.deaths = 0
         self.retried = 0
+        """Items sent again because their worker died."""
         self._started_ray = False
 
     def start(self) -> RayPool:
@@ -242,6 +245,7 @@ class RayPool:
             self._load[name] += 1
             try:
                 result: dict[str, Any] = await actor.answer.remote(item, options)
+                self.served[name] += 1
                 return result
             except (errors.RayActorError, errors.ActorUnavailableError):
                 self._lost(name, actor)
