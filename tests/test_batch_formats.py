@@ -166,3 +166,45 @@ def test_prices_in_a_recipe_and_an_unpriced_call() -> None:
     )
     with pytest.raises(ConfigError, match="cannot read prices"):
         load_prices("/nonexistent/prices.yaml")
+
+
+async def test_evaluation_reports_carry_the_cost_per_question(tmp_path: Path) -> None:
+    from moa.evals import gsm8k
+    from moa.evals.report import markdown
+    from moa.evals.runner import Harness
+
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"What is {i} + 1?", "answer": f"so #### {i + 1}"}) + "\n"
+            for i in range(3)
+        )
+    )
+    fake = FakeBackend()
+    fake.respond("agg", lambda r: "The answer is 2.")
+    recipe = {"name": "r", "layers": [["fake:a", "fake:b"]], "aggregator": "fake:agg"}
+    prices = {
+        "fake:a": Price(input=1, output=1),
+        "b": Price(input=2, output=2),
+        "agg": Price(input=4, output=4),
+    }
+    h = Harness(
+        out_dir=tmp_path / "ev", cache=False, backends={"fake": fake}, progress=False, prices=prices
+    )
+    report = await gsm8k.evaluate([recipe], h, data=data, limit=3, kinds=["recipe"])
+    await h.aclose()
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "ev" / report.rows[0]["file"]).read_text().splitlines()
+    ]
+    for r in rows:
+        assert r["cost"] > 0
+        assert r["cost"] == pytest.approx(sum(c["cost"] for c in r["trace"]["calls"]))
+    assert report.rows[0]["cost"] == pytest.approx(sum(r["cost"] for r in rows) / 3)
+    assert f"{report.rows[0]['cost']:.5f}" in markdown(report)
+    unpriced = Harness(
+        out_dir=tmp_path / "ev2", cache=False, backends={"fake": fake}, progress=False
+    )
+    report = await gsm8k.evaluate([recipe], unpriced, data=data, limit=3, kinds=["recipe"])
+    await unpriced.aclose()
+    assert report.rows[0]["cost"] is None and "| - |" in markdown(report)
