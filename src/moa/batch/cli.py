@@ -142,6 +142,8 @@ def batch(
             dest = format_out or default_path(out, kind)
             count = export(out, kind, dest, model_id=model_id or loaded.name)
             err.print(f"{count} answers as {fmt} → {escape(str(dest))}")
+        for note in summary.notes:
+            err.print(f"[dim]{escape(note)}[/dim]")
         for line in summary.errors[:5]:
             err.print(f"[red]failed[/red] {escape(line)}")
         if summary.failed:

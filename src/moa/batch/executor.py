@@ -42,6 +42,8 @@ class BatchSummary:
     cost: float | None = None
     unpriced: int = 0
     """Items whose cost was unknown (a call without a price): `cost` counts the others."""
+    notes: list[str] = field(default_factory=list)
+    """What the executor has to say (Ray: workers lost, items sent again)."""
 
     def add_cost(self, cost: float | None) -> None:
         if cost is None:

@@ -203,7 +203,12 @@ class RayPool:
     def start(self) -> RayPool:
         ray = self.ray
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            options = {} if self.address else {"include_dashboard": False}
+            try:
+                ray.init(address=self.address, log_to_driver=False, **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = self.address or "a local instance"
+                raise ConfigError(f"Ray: cannot start or join {where}: {exc}") from None
             self._started_ray = True
         self.limiter = (
             ray.remote(_Limiter)
@@ -307,9 +312,16 @@ async def run_recipe_ray(
         return await pool.answer(item, options)
 
     try:
-        return await run_batch(
+        summary = await run_batch(
             items, work, out=out, id_key=id_key, concurrency=concurrency, **kwargs
         )
+        spread = ", ".join(f"{n} {c}" for n, c in sorted(pool.served.items()))
+        summary.notes.append(f"Ray: items by worker: {spread}")
+        if pool.deaths:
+            summary.notes.append(
+                f"Ray: {pool.deaths} worker(s) lost, {pool.retried} item(s) sent again"
+            )
+        return summary
     finally:
         if mine:
             await asyncio.to_thread(pool.close)
