@@ -202,7 +202,7 @@ def main() -> None:
         if args.ray:
             import ray
 
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
             one = None
             for workers in [int(w) for w in args.ray.split(",")]:
                 took = line(

@@ -32,7 +32,7 @@ def fakes() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
     ray.shutdown()
@@ -162,3 +162,21 @@ async def test_a_killed_worker_loses_only_its_items_in_flight(
     assert 3 * n <= calls <= 3 * n + 3 * pool.retried
     assert pool.served["worker-3"] > 0  # the replacement took work
     assert time.monotonic() - killed_at < 30
+
+
+def test_the_cli_runs_on_the_cluster_and_resumes(cluster: None, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from moa.cli import app
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"id": "{i}", "prompt": "p{i}"}}\n' for i in range(10)))
+    out = tmp_path / "o.jsonl"
+    args = ["batch", str(source), "-o", str(out), "-r", "fake", "--executor", "ray"]
+    result = CliRunner().invoke(app, [*args, "--workers", "2", "--format", "mt_bench"])
+    assert result.exit_code == 0, result.output
+    assert "10 answered (0 failed)" in result.stderr and "Ray: items by worker" in result.stderr
+    assert len(texts(out)) == 10 and (tmp_path / "o.mt_bench.jsonl").exists()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "10 already done" in again.stderr
+    assert len(list(iter_results(out))) == 10

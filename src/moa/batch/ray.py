@@ -203,9 +203,10 @@ class RayPool:
     def start(self) -> RayPool:
         ray = self.ray
         if not ray.is_initialized():
+            # "local": always a new instance (None would join one found running here)
             options = {} if self.address else {"include_dashboard": False}
             try:
-                ray.init(address=self.address, log_to_driver=False, **options)
+                ray.init(address=self.address or "local", log_to_driver=False, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.address or "a local instance"
                 raise ConfigError(f"Ray: cannot start or join {where}: {exc}") from None
