@@ -133,7 +133,7 @@ async def test_a_provider_limit_holds_across_the_workers(
 async def test_a_killed_worker_loses_only_its_items_in_flight(
     cluster: None, tmp_path: Path, server: FaultServer
 ) -> None:
-    recipe = http_recipe(server)
+    recipe = http_recipe(server, concurrency=4)  # the dead worker's slots must come back
     pool = await asyncio.to_thread(RayPool(recipe, workers=2, per_worker=3).start)
     out = tmp_path / "o.jsonl"
     n = 40
@@ -149,6 +149,7 @@ async def test_a_killed_worker_loses_only_its_items_in_flight(
         os.kill(pids["worker-1"], signal.SIGKILL)
         killed_at = time.monotonic()
         summary = await asyncio.wait_for(batch, 60)
+        stats = pool.limiter_stats()
     finally:
         await asyncio.to_thread(pool.close)
     lines = [r["id"] for r in iter_results(out)]
@@ -161,6 +162,7 @@ async def test_a_killed_worker_loses_only_its_items_in_flight(
     calls = len(server.requests())
     assert 3 * n <= calls <= 3 * n + 3 * pool.retried
     assert pool.served["worker-3"] > 0  # the replacement took work
+    assert stats["in_use"]["loop"] == 0 and stats["peak"]["loop"] == 4
     assert time.monotonic() - killed_at < 30
 
 
@@ -180,3 +182,16 @@ def test_the_cli_runs_on_the_cluster_and_resumes(cluster: None, tmp_path: Path) 
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "10 already done" in again.stderr
     assert len(list(iter_results(out))) == 10
+
+
+def broken() -> dict[str, Any]:
+    raise RuntimeError("no backend on this node")
+
+
+def test_a_worker_that_cannot_start_is_one_clear_error(cluster: None) -> None:
+    from moa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a worker could not start") as caught:
+        RayPool(FAKE, workers=1, setup=broken).start()
+    assert str(caught.value).endswith("RuntimeError: no backend on this node")
+    assert "\n" not in str(caught.value)

@@ -80,6 +80,11 @@ class _Limiter:
             self.in_use[provider] -= 1
             self.limits.gate(provider).release()
 
+    def release_granted(self, provider: str, holder: str, _granted: float) -> None:
+        """Hand back a slot granted to a caller that stopped waiting for it (Ray calls this
+        once the `acquire` passed as `_granted` is done)."""
+        self.release(provider, holder)
+
     def charge(self, provider: str, tokens: int) -> None:
         self.limits.gate(provider).charge(tokens)
 
@@ -106,7 +111,12 @@ class _ClusterGate(Gate):
 
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[float]:
-        waited: float = await self._limiter.acquire.remote(self._provider, tokens, self._holder)
+        granted = self._limiter.acquire.remote(self._provider, tokens, self._holder)
+        try:
+            waited: float = await granted
+        except asyncio.CancelledError:  # the slot may still be granted: then it goes back
+            self._limiter.release_granted.remote(self._provider, self._holder, granted)
+            raise
         try:
             yield waited
         finally:
@@ -156,6 +166,7 @@ class _Worker:
         self.pid = os.getpid()
         backends = dict(setup()) if setup is not None else None
         self.engine = MoA(recipe, backends=backends, limits=ClusterLimits(limiter, holder))
+        self.engine.prepare()  # a local model is pulled and loaded here, once per worker
 
     def ready(self) -> int:
         return self.pid
@@ -218,7 +229,12 @@ class RayPool:
         )
         for _ in range(self.workers):
             self._spawn()
-        ray.get([a.ready.remote() for a in self._actors.values()])
+        try:
+            ray.get([a.ready.remote() for a in self._actors.values()])
+        except ray.exceptions.RayError as exc:
+            self.close()
+            last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # the error's line
+            raise ConfigError(f"Ray: a worker could not start: {last}") from None
         return self
 
     def _spawn(self) -> str:
