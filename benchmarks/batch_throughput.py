@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import subprocess
 import sys
@@ -58,11 +59,28 @@ def items(n: int) -> list[dict[str, Any]]:
     return [{"id": str(i), "prompt": f"question {i}: say something"} for i in range(n)]
 
 
+FSYNC = {"calls": 0, "seconds": 0.0}
+
+
+def counting_fsync() -> None:
+    """Count the log's fsyncs and the time they take (the thread that calls them waits)."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        start = time.perf_counter()
+        real(fd)
+        FSYNC["calls"] += 1
+        FSYNC["seconds"] += time.perf_counter() - start
+
+    os.fsync = fsync
+
+
 async def local(port: int, n: int, concurrency: int, *, fsync: bool, trace: bool) -> float:
     from moa import MoA
     from moa.batch import run_recipe
 
     moa = MoA(recipe(port), env={})
+    before = dict(FSYNC)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = await run_recipe(
@@ -78,6 +96,12 @@ async def local(port: int, n: int, concurrency: int, *, fsync: bool, trace: bool
         took = time.perf_counter() - start
     await moa.aclose()
     assert summary.ran == n and not summary.failed, summary.errors[:3]
+    if fsync:
+        calls, spent = FSYNC["calls"] - before["calls"], FSYNC["seconds"] - before["seconds"]
+        print(
+            f"{'':34} fsync: {calls} calls for {n} items ({n / max(calls, 1):.1f} lines each), "
+            f"{spent * 1000 / max(calls, 1):.2f} ms a call, {spent * 1000 / n:.3f} ms an item"
+        )
     return took
 
 
@@ -185,6 +209,7 @@ def main() -> None:
     assert server.stdout is not None and server.stdin is not None
     port = int(server.stdout.readline().split()[1])
     n, c = args.items, args.concurrency
+    counting_fsync()
     try:
         if args.profile:
             profile(port, n, c)

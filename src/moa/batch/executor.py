@@ -172,9 +172,9 @@ async def run_batch(
     log.open()
     try:
         with bar:
-            task = bar.add_task(
-                description, total=total if total is not None else count_items(items), failed=0
-            )
+            if total is None and progress:
+                total = count_items(items)
+            task = bar.add_task(description, total=total, failed=0)
 
             async def one(item: dict[str, Any]) -> None:
                 key = item[id_key]
