@@ -41,7 +41,8 @@ class BatchSummary:
     errors: list[str] = field(default_factory=list)
     cost: float | None = None
     unpriced: int = 0
-    """Items whose cost was unknown (a call without a price): `cost` counts the others."""
+    """Answered items whose cost was unknown (a call without a price): `cost` counts the
+    others."""
     notes: list[str] = field(default_factory=list)
     """What the executor has to say (Ray: workers lost, items sent again)."""
 
@@ -185,9 +186,10 @@ async def run_batch(
                         record = failure_record(key, exc)
                     await committer.commit(record)
                     summary.ran += 1
-                    cost = record.get("cost")
-                    summary.add_cost(cost if isinstance(cost, (int, float)) else None)
-                    if not record["ok"]:
+                    if record["ok"]:
+                        cost = record.get("cost")
+                        summary.add_cost(cost if isinstance(cost, (int, float)) else None)
+                    else:
                         summary.failed += 1
                         if len(summary.errors) < MAX_ERRORS:
                             summary.errors.append(f"{key}: {record['error']}")
@@ -219,6 +221,7 @@ async def run_batch(
     finally:
         for job in list(running):
             job.cancel()
+        await asyncio.gather(*list(running), return_exceptions=True)
         await committer.aclose()
         log.close()
     summary.seconds = time.monotonic() - start

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -36,6 +37,10 @@ from moa.limits import Gate, Limits
 __all__ = ["ClusterLimits", "RayPool", "run_recipe_ray"]
 
 LIMITER_NAME = "moa-limits"
+LIMITER_NAMESPACE = "moa"
+"""The limiter is one detached actor per cluster, shared by every batch that runs there."""
+MAX_TRIES = 3
+"""Workers an item may take down before it is recorded as failed (not retried forever)."""
 
 Setup = Callable[[], Mapping[str, Any]]
 """Run in each worker to build its backends (by provider name); None: the recipe's own."""
@@ -58,8 +63,8 @@ class _Limiter:
     def __init__(self) -> None:
         self.limits = Limits()
         self.held: Counter[tuple[str, str]] = Counter()
-        self.in_use: Counter[str] = Counter()
-        self.peak: Counter[str] = Counter()
+        self.in_use: Counter[tuple[str, str]] = Counter()  # by (batch, provider)
+        self.peak: Counter[tuple[str, str]] = Counter()
 
     def configure(
         self, provider: str, rpm: int | None, tpm: int | None, concurrency: int | None
@@ -70,14 +75,16 @@ class _Limiter:
         start = time.monotonic()
         await self.limits.gate(provider).acquire(tokens)
         self.held[(holder, provider)] += 1
-        self.in_use[provider] += 1
-        self.peak[provider] = max(self.peak[provider], self.in_use[provider])
+        for key in ((holder.split("/")[0], provider), ("*", provider)):
+            self.in_use[key] += 1
+            self.peak[key] = max(self.peak[key], self.in_use[key])
         return time.monotonic() - start
 
     def release(self, provider: str, holder: str) -> None:
         if self.held[(holder, provider)] > 0:
             self.held[(holder, provider)] -= 1
-            self.in_use[provider] -= 1
+            self.in_use[(holder.split("/")[0], provider)] -= 1
+            self.in_use[("*", provider)] -= 1
             self.limits.gate(provider).release()
 
     def release_granted(self, provider: str, holder: str, _granted: float) -> None:
@@ -98,8 +105,12 @@ class _Limiter:
                 freed += count
         return freed
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        return {"in_use": dict(self.in_use), "peak": dict(self.peak)}
+    def stats(self, batch: str = "*") -> dict[str, dict[str, int]]:
+        """Slots in use now and at most, by provider: of one batch, or of all ("*")."""
+        return {
+            "in_use": {p: n for (b, p), n in self.in_use.items() if b == batch},
+            "peak": {p: n for (b, p), n in self.peak.items() if b == batch},
+        }
 
 
 class _ClusterGate(Gate):
@@ -210,6 +221,8 @@ class RayPool:
         self.retried = 0
         """Items sent again because their worker died."""
         self._started_ray = False
+        self.batch = uuid.uuid4().hex[:8]
+        """This pool's name at the limiter (its workers hold slots as `batch/worker-n`)."""
 
     def start(self) -> RayPool:
         ray = self.ray
@@ -224,7 +237,14 @@ class RayPool:
             self._started_ray = True
         self.limiter = (
             ray.remote(_Limiter)
-            .options(name=LIMITER_NAME, get_if_exists=True, num_cpus=0, max_concurrency=10_000)
+            .options(
+                name=LIMITER_NAME,
+                namespace=LIMITER_NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                num_cpus=0,
+                max_concurrency=10_000,
+            )
             .remote()
         )
         for _ in range(self.workers):
@@ -243,7 +263,12 @@ class RayPool:
         actor = (
             self.ray.remote(_Worker)
             .options(num_cpus=self.cpus_per_worker, max_concurrency=self.per_worker, max_restarts=0)
-            .remote(self.recipe.model_dump(mode="json"), self.limiter, name, self.setup)
+            .remote(
+                self.recipe.model_dump(mode="json"),
+                self.limiter,
+                f"{self.batch}/{name}",
+                self.setup,
+            )
         )
         self._actors[name] = actor
         return name
@@ -253,13 +278,15 @@ class RayPool:
         return {n: self.ray.get(a.ready.remote()) for n, a in self._actors.items()}
 
     def limiter_stats(self) -> dict[str, dict[str, int]]:
-        result: dict[str, dict[str, int]] = self.ray.get(self.limiter.stats.remote())
+        """This pool's slots at the cluster limiter: in use now and at most, by provider."""
+        result: dict[str, dict[str, int]] = self.ray.get(self.limiter.stats.remote(self.batch))
         return result
 
     async def answer(self, item: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-        """Answer an item on the least busy worker; on another one if that worker dies."""
+        """Answer an item on the least busy worker; on another one if that worker dies (at
+        most MAX_TRIES workers: an item that kills every worker it meets is a failure)."""
         errors = self.ray.exceptions
-        while True:
+        for _ in range(MAX_TRIES):
             if not self._actors:
                 raise RuntimeError("no Ray worker is alive")
             name = min(self._actors, key=lambda n: self._load[n])
@@ -274,21 +301,20 @@ class RayPool:
                 self.retried += 1
             finally:
                 self._load[name] -= 1
+        raise RuntimeError(f"{MAX_TRIES} Ray workers died while answering this item")
 
     def _lost(self, name: str, actor: Any) -> None:
         if self._actors.get(name) is actor:  # the first of its items to notice
             del self._actors[name]
             self.deaths += 1
-            self.limiter.release_holder.remote(name)
+            self.limiter.release_holder.remote(f"{self.batch}/{name}")
             self._spawn()
 
     def close(self) -> None:
         for actor in self._actors.values():
             self.ray.kill(actor)
         self._actors.clear()
-        if self.limiter is not None:
-            self.ray.kill(self.limiter)
-            self.limiter = None
+        self.limiter = None  # shared by the cluster's batches: it stays
         if self._started_ray:
             self.ray.shutdown()
 
