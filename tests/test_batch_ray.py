@@ -149,7 +149,11 @@ async def test_a_killed_worker_loses_only_its_items_in_flight(
         os.kill(pids["worker-1"], signal.SIGKILL)
         killed_at = time.monotonic()
         summary = await asyncio.wait_for(batch, 60)
-        stats = pool.limiter_stats()
+        for _ in range(100):  # releases are sent without waiting: they may still be on the way
+            stats = pool.limiter_stats()
+            if not stats["in_use"]["loop"]:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await asyncio.to_thread(pool.close)
     lines = [r["id"] for r in iter_results(out)]

@@ -63,6 +63,7 @@ class _Limiter:
     def __init__(self) -> None:
         self.limits = Limits()
         self.held: Counter[tuple[str, str]] = Counter()
+        self.dead: set[str] = set()  # holders whose slots were handed back: grant them none
         self.in_use: Counter[tuple[str, str]] = Counter()  # by (batch, provider)
         self.peak: Counter[tuple[str, str]] = Counter()
 
@@ -73,7 +74,11 @@ class _Limiter:
 
     async def acquire(self, provider: str, tokens: int, holder: str) -> float:
         start = time.monotonic()
-        await self.limits.gate(provider).acquire(tokens)
+        gate = self.limits.gate(provider)
+        await gate.acquire(tokens)
+        if holder in self.dead:  # it asked, then died: the slot goes to the next in line
+            gate.release()
+            raise RuntimeError(f"{holder} is gone")
         self.held[(holder, provider)] += 1
         for key in ((holder.split("/")[0], provider), ("*", provider)):
             self.in_use[key] += 1
@@ -96,7 +101,9 @@ class _Limiter:
         self.limits.gate(provider).charge(tokens)
 
     def release_holder(self, holder: str) -> int:
-        """Hand back every slot `holder` (a dead worker) held; how many there were."""
+        """Hand back every slot `holder` (a dead worker) held, and any it is still waiting
+        for when granted; how many it held."""
+        self.dead.add(holder)
         freed = 0
         for (who, provider), count in list(self.held.items()):
             if who == holder:
