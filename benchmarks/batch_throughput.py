@@ -108,7 +108,7 @@ async def local(port: int, n: int, concurrency: int, *, fsync: bool, trace: bool
 async def on_ray(port: int, n: int, workers: int, per_worker: int) -> float:
     from moa.batch.ray import RayPool, run_recipe_ray
 
-    pool = RayPool(recipe(port), workers=workers, per_worker=per_worker, cpus_per_worker=0)
+    pool = RayPool(recipe(port), workers=workers, per_worker=per_worker)
     await asyncio.to_thread(pool.start)
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -199,3 +199,12 @@ def test_a_worker_that_cannot_start_is_one_clear_error(cluster: None) -> None:
         RayPool(FAKE, workers=1, setup=broken).start()
     assert str(caught.value).endswith("RuntimeError: no backend on this node")
     assert "\n" not in str(caught.value)
+
+
+def test_workers_that_cannot_be_placed_are_one_clear_error(cluster: None) -> None:
+    from moa.errors import ConfigError
+
+    # the test cluster has 8 CPUs: two workers of 5 cannot both be placed
+    pool = RayPool(FAKE, workers=2, setup=fakes, cpus_per_worker=5, start_timeout=3)
+    with pytest.raises(ConfigError, match="2 workers did not start within 3s"):
+        pool.start()

@@ -207,9 +207,14 @@ class RayPool:
         workers: int = 2,
         address: str | None = None,
         per_worker: int = 4,
-        cpus_per_worker: float = 1.0,
+        cpus_per_worker: float = 0.0,
         setup: Setup | None = None,
+        start_timeout: float = 600.0,
     ) -> None:
+        """`cpus_per_worker`: the CPUs Ray reserves for each worker (0: workers are placed
+        by spreading them over the nodes, however many CPUs each has; a number places them
+        by CPUs, and more workers than fit wait). `start_timeout`: seconds for the workers to
+        start (their models are loaded then)."""
         from moa.recipe import load_recipe
 
         if workers < 1 or per_worker < 1:
@@ -217,6 +222,7 @@ class RayPool:
         self.recipe = load_recipe(recipe)
         self.workers, self.address, self.per_worker = workers, address, per_worker
         self.cpus_per_worker, self.setup = cpus_per_worker, setup
+        self.start_timeout = start_timeout
         self.ray = _ray()
         self.limiter: Any = None
         self._actors: dict[str, Any] = {}
@@ -257,7 +263,13 @@ class RayPool:
         for _ in range(self.workers):
             self._spawn()
         try:
-            ray.get([a.ready.remote() for a in self._actors.values()])
+            ray.get([a.ready.remote() for a in self._actors.values()], timeout=self.start_timeout)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise ConfigError(
+                f"Ray: {self.workers} workers did not start within {self.start_timeout:g}s "
+                "(not enough CPUs for --workers, or their models are slow to load)"
+            ) from None
         except ray.exceptions.RayError as exc:
             self.close()
             last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # the error's line
@@ -269,7 +281,12 @@ class RayPool:
         name = f"worker-{self._serial}"
         actor = (
             self.ray.remote(_Worker)
-            .options(num_cpus=self.cpus_per_worker, max_concurrency=self.per_worker, max_restarts=0)
+            .options(
+                num_cpus=self.cpus_per_worker,
+                max_concurrency=self.per_worker,
+                max_restarts=0,
+                scheduling_strategy="SPREAD",
+            )
             .remote(
                 self.recipe.model_dump(mode="json"),
                 self.limiter,
