@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,90 @@ async def test_a_recipe_over_a_dataset(tmp_path: Path) -> None:
     done = read_results(tmp_path / "o.jsonl")
     assert done["0"]["text"] == "final: one" and done["0"]["trace"]["outcome"] == "ok"
     assert done["2"]["error_type"] == "ConfigError"
+
+
+# streaming and durability -------------------------------------------------------------------
+async def test_items_are_read_as_a_stream_with_a_bounded_number_in_flight(tmp_path: Path) -> None:
+    pulled = 0
+    finished = 0
+    ahead: list[int] = []
+
+    def source() -> Any:
+        nonlocal pulled
+        for i in range(200):
+            pulled += 1
+            ahead.append(pulled - finished)
+            yield {"id": str(i), "x": i}
+
+    async def work(item: dict[str, Any]) -> dict[str, Any]:
+        nonlocal finished
+        await asyncio.sleep(0.001)
+        finished += 1
+        return {}
+
+    summary = await run_batch(
+        source(), work, out=tmp_path / "r.jsonl", concurrency=5, progress=False
+    )
+    assert summary.ran == summary.total == 200
+    # never more than the bound (plus the one just read) taken from the source ahead of the work
+    assert max(ahead) <= 6
+
+
+async def test_a_line_is_on_disk_before_its_item_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "r.jsonl"
+    synced: list[int] = []  # lines in the file at each fsync
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(len(out.read_text().splitlines()))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    async def work(item: dict[str, Any]) -> dict[str, Any]:
+        return {"y": 1}
+
+    summary = await run_batch(items(30), work, out=out, concurrency=4, progress=False)
+    assert summary.ran == 30 and len(lines(out)) == 30
+    assert synced and synced[-1] == 30 and len(synced) <= 30  # group commit: one fsync per group
+    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("fsync despite fsync=False"))
+    await run_batch(items(3), work, out=tmp_path / "n.jsonl", progress=False, fsync=False)
+
+
+async def test_resume_reads_the_log_as_a_stream_and_ends_a_cut_line(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    out.write_text(
+        '{"id": "0", "ok": true}\n{"id": "1", "ok": false, "error": "x"}\n{"id": "2", "o'
+    )
+
+    async def work(item: dict[str, Any]) -> dict[str, Any]:
+        return {"again": True}
+
+    summary = await run_batch(items(3), work, out=out, progress=False)
+    assert (summary.skipped, summary.ran) == (1, 2)
+    assert out.read_text().splitlines()[2] == '{"id": "2", "o'  # the cut line, ended alone
+    rows = lines_whole(out)
+    assert [r["id"] for r in rows[:2]] == ["0", "1"] and len(rows) == 4
+    assert sorted(r["id"] for r in rows[2:]) == ["1", "2"] and all(r["ok"] for r in rows[2:])
+
+
+def lines_whole(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+async def test_a_bad_line_in_the_middle_stops_the_batch_after_the_items_in_flight(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "a"}\n{"id": "c"}\n')
+    with pytest.raises(ConfigError, match="duplicate id 'a'"):
+        await run_batch(source, lambda item: asyncio.sleep(0.01, {}), out=tmp_path / "o.jsonl")
+    assert sorted(r["id"] for r in lines(tmp_path / "o.jsonl")) == ["a", "b"]

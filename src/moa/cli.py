@@ -7,24 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from moa.console import clean_errors, err, out
+from moa.console import load as _load
+from moa.console import progress as _progress
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
-from moa.errors import ConfigError, MoAError, RunError
+from moa.errors import ConfigError, RunError
 from moa.plan import compile_recipe
-from moa.recipe import Recipe, builtin_names, load_recipe
+from moa.recipe import builtin_names, load_recipe
 from moa.redact import redact_data, redact_urls
 from moa.trace import Call
 from moa.types import Message, Settings
@@ -41,31 +40,9 @@ models_app = typer.Typer(help="Manage the local GGUF models.", no_args_is_help=T
 app.add_typer(recipes_app, name="recipes")
 app.add_typer(models_app, name="models")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 RecipeOpt = Annotated[
     str, typer.Option("--recipe", "-r", help="A built-in recipe name or a YAML/TOML/JSON file.")
 ]
-
-
-@contextmanager
-def clean_errors() -> Iterator[None]:
-    """One line on stderr for our errors, 130 on Ctrl-C; tracebacks only with MOA_DEBUG."""
-    try:
-        yield
-    except MoAError as exc:
-        if os.environ.get("MOA_DEBUG"):
-            raise
-        err.print(f"[red]error:[/red] {escape(redact_urls(str(exc)))}")
-        raise typer.Exit(2 if not isinstance(exc, RunError) else 1) from None
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/yellow]: every call in flight was cancelled")
-        raise typer.Exit(130) from None
-
-
-def _progress(message: str) -> None:
-    err.print(f"[dim]{escape(message)}[/dim]")
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
@@ -79,14 +56,11 @@ def _overrides(**values: Any) -> dict[str, Any]:
     return values
 
 
-def _load(recipe: str, dry_run: bool) -> Recipe:
-    loaded = load_recipe(recipe)
-    return loaded.dry_run() if dry_run else loaded
-
-
 def _call_line(call: Call) -> str:
     head = f"layer {call.layer} · {redact_urls(call.agent)}"
     figures = f"{call.output_tokens} tok · {call.latency_s:.1f}s"
+    if call.cost:
+        figures += f" · ${call.cost:.4f}"
     if call.ok:
         return f"[bold cyan]{escape(head)}[/bold cyan] [dim]({figures})[/dim]"
     return f"[bold red]{escape(head)} failed[/bold red]: {escape(redact_urls(call.error or ''))}"
@@ -113,6 +87,8 @@ def _summary(moa_result: Any) -> str:
     totals = moa_result.trace.totals()
     note = " · best proposal (the aggregator failed)" if moa_result.best_proposal else ""
     decided = "".join(f"\n{line}" for line in moa_result.trace.notes)  # e.g. how a vote went
+    if totals.cost is not None:
+        note = f" · ${totals.cost:.4f}" + note
     return (
         f"{totals.calls} calls · {totals.input_tokens} in / {totals.output_tokens} out tokens · "
         f"{totals.latency_s:.1f}s{note}{decided}"
@@ -228,60 +204,9 @@ async def _chat_turn(moa: MoA, history: list[Message], show_layers: bool, **kw: 
     return result
 
 
-@app.command()
-def batch(
-    source: Annotated[Path, typer.Argument(help="JSONL (one object a line) or a JSON list.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results, one JSONL line per item.")],
-    recipe: RecipeOpt = "local",
-    prompt_key: Annotated[
-        str, typer.Option(help="The field holding the prompt (text or a list of messages).")
-    ] = "prompt",
-    id_key: Annotated[str, typer.Option(help="The field holding each item's id.")] = "id",
-    concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 4,
-    trace: Annotated[bool, typer.Option("--trace/--no-trace", help="Keep each trace.")] = True,
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-) -> None:
-    """Answer every item of a dataset; run it again to resume (only missing items run)."""
-    from moa.batch import load_items, run_recipe
+from moa.batch.cli import batch  # noqa: E402  (it imports this module's helpers lazily)
 
-    with clean_errors():
-        items = load_items(source, id_key=id_key)
-        missing = [str(i.get(id_key)) for i in items if prompt_key not in i]
-        if missing:
-            err.print(
-                f"[red]error:[/red] {escape(str(source))}: {len(missing)} items have no "
-                f"{prompt_key!r} field (first: id {escape(missing[0])}); see --prompt-key"
-            )
-            raise typer.Exit(2)
-        moa = MoA(_load(recipe, dry_run), progress=_progress)
-        moa.prepare()
-
-        async def go() -> Any:
-            try:
-                return await run_recipe(
-                    moa.recipe,
-                    items,
-                    out=out,
-                    prompt_key=prompt_key,
-                    id_key=id_key,
-                    moa=moa,
-                    keep_trace=trace,
-                    concurrency=concurrency,
-                    progress=sys.stderr.isatty(),
-                    description=moa.recipe.name,
-                )
-            finally:
-                await moa.aclose()
-
-        summary = asyncio.run(go())
-        err.print(
-            f"{summary.ran} answered ({summary.failed} failed), {summary.skipped} already done, "
-            f"in {summary.seconds:.1f}s → {escape(str(out))}"
-        )
-        for line in summary.errors[:5]:
-            err.print(f"[red]failed[/red] {escape(line)}")
-        if summary.failed:
-            raise typer.Exit(1)
+app.command()(batch)
 
 
 @recipes_app.command("list")

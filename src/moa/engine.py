@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from moa.agent import Agent
 from moa.backends.base import Backend
 from moa.call import Caller, Run, failures
+from moa.cost import Price, price_trace
 from moa.errors import (
     AggregationError,
     ConfigError,
@@ -96,10 +97,12 @@ class MoA:
         progress: Callable[[str], None] | None = None,
         limits: Limits = LIMITS,
         rng: random.Random | None = None,
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         self.plan = compile_recipe(recipe if not isinstance(recipe, Path) else str(recipe))
         self.recipe = self.plan.recipe
         self.limits = limits
+        self.prices = {**self.plan.prices, **(prices or {})}  # each call's cost: in the trace
         base = resolver or Resolver(
             backends=backends, env=env, auto_pull=auto_pull, progress=progress
         )
@@ -233,6 +236,7 @@ class MoA:
             raise
         finally:
             trace.latency_s = run.elapsed()
+            price_trace(trace, self.prices)
 
     async def _layers_then_final(
         self, run: Run, messages: Sequence[Message], overrides: Settings

@@ -158,20 +158,32 @@ class Gate:
         """Calls holding a concurrency slot now (0 when concurrency is unlimited)."""
         return self._slots.used if self._slots is not None else 0
 
-    @asynccontextmanager
-    async def slot(self, tokens: int) -> AsyncIterator[float]:
-        """Wait for a concurrency slot and the rate budget; yields the seconds waited."""
-        start = self.clock()
+    async def acquire(self, tokens: int) -> None:
+        """Wait for a concurrency slot, then for the rate budget; pair it with `release`.
+        (`slot` is the usual form; the two halves serve a limiter in another process.)"""
         if self._slots is not None:
             await self._slots.acquire()
         try:
             wait = self.reserve(tokens)
             if wait > 0:
                 await asyncio.sleep(wait)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    @asynccontextmanager
+    async def slot(self, tokens: int) -> AsyncIterator[float]:
+        """Wait for a concurrency slot and the rate budget; yields the seconds waited."""
+        start = self.clock()
+        await self.acquire(tokens)
+        try:
             yield self.clock() - start
         finally:
-            if self._slots is not None:
-                self._slots.release()
+            self.release()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moa.agent import Agent
+from moa.cost import Price, merge_prices
 from moa.limits import LimitSpec
 from moa.providers import Provider
 from moa.recipe import Layer, Recipe, load_recipe
@@ -45,6 +46,8 @@ class Plan:
     models: tuple[str, ...]
     providers: Mapping[str, Provider]
     limits: Mapping[str, LimitSpec]
+    prices: Mapping[str, Price]
+    """Token prices from the recipe's `providers:` section (moa.cost)."""
     strategy: Step
 
     @property
@@ -120,5 +123,6 @@ def compile_recipe(source: Recipe | str | Mapping[str, Any]) -> Plan:
         models=models,
         providers=providers,
         limits=limits,
+        prices=merge_prices(recipe),
         strategy=build(strategy),
     )

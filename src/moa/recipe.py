@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from moa.agent import Agent
+from moa.cost import Price
 from moa.errors import RecipeError
 from moa.providers import Provider, custom_providers
 from moa.strategies.config import Strategy
@@ -96,6 +97,8 @@ class ProviderSpec(_Strict):
     tpm: int | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, gt=0)
     context_windows: dict[str, int] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Per model (as named at this provider): price per million input and output tokens."""
 
 
 class Recipe(_Strict):

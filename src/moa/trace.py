@@ -48,10 +48,18 @@ class Call:
     trimmed: dict[str, Any] | None = None
     logprob: float | None = None
     """The mean log-probability of the answer's tokens, when asked for and given."""
+    cost: float | None = None
+    """Set by `moa.cost.price_trace` when prices are known."""
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+
+def _cost(calls: list[Call]) -> float | None:
+    if any(c.cost is None and (c.input_tokens or c.output_tokens) for c in calls):
+        return None
+    return sum(c.cost or 0.0 for c in calls)
 
 
 @dataclass(kw_only=True)
@@ -61,6 +69,8 @@ class Totals:
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    cost: float | None = None
+    """The sum of the calls' costs; None if a call that used tokens has none."""
 
     @property
     def total_tokens(self) -> int:
@@ -87,6 +97,7 @@ class Trace:
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             latency_s=latency,
+            cost=_cost(calls),
         )
 
     def layer_totals(self) -> dict[int, Totals]:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from moa.cost import load_prices
 from moa.errors import MoAError
 from moa.evals.report import Report, markdown
 from moa.evals.runner import Harness
@@ -47,6 +48,10 @@ ReportOnly = Annotated[
     typer.Option("--report-only", help="Run nothing: report on the results already in --out."),
 ]
 Judge = Annotated[str, typer.Option("--judge", "-j", help="The judge's model reference.")]
+Prices = Annotated[
+    Path | None,
+    typer.Option(help="Token prices, {model: {input, output}} per million: a cost/q column."),
+]
 
 
 def _run(
@@ -57,9 +62,15 @@ def _run(
     progress: bool,
     body: Callable[[Harness], Awaitable[Report]],
     report_only: bool = False,
+    prices: Path | None = None,
 ) -> None:
     # llama.cpp's OpenMP threads spin while they wait; on a busy machine that costs 4-6x
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        table = load_prices(prices) if prices else None
+    except MoAError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     harness = Harness(
         out_dir=out_dir or Path("eval-results") / command,
         cache=not no_cache,
@@ -67,6 +78,7 @@ def _run(
         progress=progress,
         report_only=report_only,
         log=lambda m: err.print(f"[dim]{escape(m)}[/dim]"),
+        prices=table,
     )
 
     async def go() -> Report:
@@ -116,6 +128,7 @@ def gsm8k(
     concurrency: Concurrency = None,
     progress: Progress = True,
     report_only: ReportOnly = False,
+    prices: Prices = None,
 ) -> None:
     """GSM8K exact-match accuracy of each recipe and its baselines (each proposer alone,
     majority vote, LLM ranker, Self-MoA twin), with 95% intervals, tokens and wall time."""
@@ -139,7 +152,7 @@ def gsm8k(
             timing=timing,
         )
 
-    _run("gsm8k", out_dir, no_cache, concurrency, progress, body, report_only)
+    _run("gsm8k", out_dir, no_cache, concurrency, progress, body, report_only, prices)
 
 
 Split = Annotated[
@@ -272,6 +285,7 @@ def pairwise(
     no_cache: NoCache = False,
     concurrency: Concurrency = None,
     progress: Progress = True,
+    prices: Prices = None,
 ) -> None:
     """AlpacaEval-style win rate against reference outputs, both orders, length-controlled."""
     from moa.evals import pairwise as bench
@@ -288,7 +302,7 @@ def pairwise(
             judge_max_tokens=judge_max_tokens,
         )
 
-    _run("pairwise", out_dir, no_cache, concurrency, progress, body)
+    _run("pairwise", out_dir, no_cache, concurrency, progress, body, prices=prices)
 
 
 @app.command("mt-bench")
@@ -307,6 +321,7 @@ def mt_bench(
     no_cache: NoCache = False,
     concurrency: Concurrency = None,
     progress: Progress = True,
+    prices: Prices = None,
 ) -> None:
     """MT-Bench: both turns answered, each graded 1-10 by the judge (FastChat's prompts)."""
     from moa.evals import mt_bench as bench
@@ -324,7 +339,7 @@ def mt_bench(
             judge_max_tokens=judge_max_tokens,
         )
 
-    _run("mt-bench", out_dir, no_cache, concurrency, progress, body)
+    _run("mt-bench", out_dir, no_cache, concurrency, progress, body, prices=prices)
 
 
 @app.command()

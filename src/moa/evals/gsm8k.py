@@ -165,6 +165,7 @@ async def run_variant(
             "text": result.text,
             "input_tokens": cost.input_tokens,
             "output_tokens": cost.output_tokens,
+            "cost": cost.cost,
             "seconds": cost.seconds,
             "wall_s": round(wall, 3),
             "calls": cost.calls,

@@ -128,6 +128,7 @@ async def evaluate(
             answers: list[str] = []
             tokens_in = tokens_out = 0
             seconds = wall = 0.0
+            price: float | None = 0.0
             traces = []
             cached = 0
             for question in item["turns"][:2]:
@@ -139,6 +140,7 @@ async def evaluate(
                 conversation.append({"role": "assistant", "content": result.text})
                 tokens_in += cost.input_tokens
                 tokens_out += cost.output_tokens
+                price = None if price is None or cost.cost is None else price + cost.cost
                 seconds += cost.seconds
                 traces.append(result.trace.to_dict())
             ratings: list[float | None] = []
@@ -155,6 +157,7 @@ async def evaluate(
                 "ratings": ratings,
                 "input_tokens": tokens_in,
                 "output_tokens": tokens_out,
+                "cost": price,
                 "seconds": round(seconds, 3),
                 "wall_s": round(wall, 3),
                 "cached_calls": cached,

@@ -175,6 +175,7 @@ async def evaluate(
                 "reference_length": len(theirs),
                 "input_tokens": cost.input_tokens,
                 "output_tokens": cost.output_tokens,
+                "cost": cost.cost,
                 "seconds": cost.seconds,
                 "wall_s": round(wall, 3),
                 "cached_calls": cost.cached_calls,

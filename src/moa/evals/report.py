@@ -30,6 +30,11 @@ def _num(key: str, digits: int = 0) -> Fmt:
     return lambda r: f"{r[key]:.{digits}f}"
 
 
+def _cost(r: dict[str, Any]) -> str:
+    """The recipe's cost per question at the given prices; '-' without prices."""
+    return "-" if r.get("cost") is None else f"{r['cost']:.5f}"
+
+
 def _wall(r: dict[str, Any]) -> str:
     """Measured wall time per question of uncached runs, and over how many items."""
     if r.get("wall") is None:
@@ -43,6 +48,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
         ("accuracy %", _pct("accuracy")),
         ("95% CI", _ci("ci_low", "ci_high")),
         ("tokens/q", _num("tokens")),
+        ("cost/q", _cost),
         ("output tokens/q", _num("output_tokens")),
         ("s/q", _wall),
         ("n", lambda r: str(r["n"])),
@@ -66,6 +72,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
         ("LC win rate %", _num("lc_win_rate", 1)),
         ("length ratio", _num("length_ratio", 2)),
         ("tokens/q", _num("tokens")),
+        ("cost/q", _cost),
         ("s/q", _wall),
         ("unread verdicts", lambda r: str(r["unparsed"])),
         ("n", lambda r: str(r["n"])),
@@ -77,6 +84,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
         ("turn 2", _num("turn2", 2)),
         ("95% CI", _ci("ci_low", "ci_high", 1)),
         ("tokens/q", _num("tokens")),
+        ("cost/q", _cost),
         ("s/q", _wall),
         ("unread", lambda r: str(r["unparsed"])),
         ("n", lambda r: str(r["n"])),

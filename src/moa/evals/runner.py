@@ -18,6 +18,7 @@ from moa.backends.registry import REGISTRY
 from moa.batch import BatchSummary, read_results, run_batch
 from moa.cache import CachedBackend, CallCost, ResponseCache, recording
 from moa.call import Caller, Run
+from moa.cost import Prices, merge_prices, price_trace
 from moa.engine import MoA, Result
 from moa.errors import BackendError
 from moa.limits import LIMITS
@@ -85,12 +86,14 @@ def cost_columns(
     n: int,
     timing: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The columns every report row shares: its name, kind and size, tokens and call seconds
-    per answered item, the measured wall time (from `timing`, an uncached run, if given), the
-    failed items and the results file."""
+    """The columns every report row shares: its name, kind and size, tokens, cost (None unless
+    every item's is known) and call seconds per answered item, the measured wall time (from
+    `timing`, an uncached run, if given), the failed items and the results file."""
     per = max(len(ok), 1)
     wall, timed = wall_time(ok if timing is None else timing)
+    costs = [r.get("cost") for r in ok]
     return {
+        "cost": sum(costs) / per if ok and None not in costs else None,  # type: ignore[arg-type]
         "name": variant.name,
         "kind": variant.kind,
         "n": n,
@@ -175,9 +178,13 @@ class ItemCost:
     seconds: float = 0.0
     calls: int = 0
     cached_calls: int = 0
+    cost: float | None = None
+    """The recipe's cost at the given prices (as if uncached); None without a price."""
 
     @classmethod
-    def of(cls, ledger: Sequence[CallCost], result: Result | None) -> ItemCost:
+    def of(
+        cls, ledger: Sequence[CallCost], result: Result | None, prices: Prices | None = None
+    ) -> ItemCost:
         cost = cls(
             seconds=round(sum(c.seconds for c in ledger), 3),
             calls=len(ledger),
@@ -186,6 +193,8 @@ class ItemCost:
         if result is not None:
             totals = result.trace.totals()
             cost.input_tokens, cost.output_tokens = totals.input_tokens, totals.output_tokens
+            if prices:
+                cost.cost = price_trace(result.trace, prices)
         else:
             cost.input_tokens = sum(c.input_tokens for c in ledger)
             cost.output_tokens = sum(c.output_tokens for c in ledger)
@@ -209,6 +218,8 @@ class Harness:
     judge_timeout: float | None = 300.0
     """Seconds a judge's call may take (as a recipe's `timeout`)."""
     judge_retry: Retry = field(default_factory=Retry)
+    prices: Prices | None = None
+    """Token prices (moa.cost) added to each recipe's own: every row's cost per item."""
     store: ResponseCache | None = field(init=False, default=None)
     resolver: Resolver = field(init=False)
 
@@ -285,7 +296,7 @@ class Harness:
             start = time.monotonic()
             result = await moa.arun(messages)
             wall = time.monotonic() - start
-        return result, ItemCost.of(ledger, result), wall
+        return result, ItemCost.of(ledger, result, merge_prices(moa.recipe, self.prices)), wall
 
     async def judge(
         self,

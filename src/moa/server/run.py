@@ -242,8 +242,7 @@ class RunResponse(Response):
             await self._write(send, sse(chunks.delta({"role": "assistant", "content": ""})))
         await self._write(send, sse(chunks.delta({}, finish_reason(result))))
         if req.include_usage:
-            usage = result.usage
-            await self._write(send, sse(chunks.usage(usage.input_tokens, usage.output_tokens)))
+            await self._write(send, sse(chunks.usage(result)))
         if req.options.include_trace:
             payload = _trace(result.trace) | {"best_proposal": result.best_proposal}
             await self._write(send, sse(chunks.extension(payload), "moa.trace"))

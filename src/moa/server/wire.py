@@ -228,12 +228,18 @@ def new_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex[:24]
 
 
-def usage_dict(prompt: int, completion: int) -> dict[str, int]:
-    return {
+def usage_dict(result: Result) -> dict[str, Any]:
+    """OpenAI's usage of every call of the run; `cost` (our extension, as OpenRouter's) when
+    the recipe's prices cover every call."""
+    prompt, completion = result.usage.input_tokens, result.usage.output_tokens
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if (cost := result.trace.totals().cost) is not None:
+        usage["cost"] = cost
+    return usage
 
 
 def finish_reason(result: Result) -> str:
@@ -261,7 +267,7 @@ def completion(cid: str, model: str, result: Result, *, include_trace: bool) -> 
                 "finish_reason": finish_reason(result),
             }
         ],
-        "usage": usage_dict(result.usage.input_tokens, result.usage.output_tokens),
+        "usage": usage_dict(result),
         "system_fingerprint": None,
     }
     if include_trace:
@@ -295,9 +301,9 @@ class Chunks:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return self._base([choice])
 
-    def usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    def usage(self, result: Result) -> dict[str, Any]:
         chunk = self._base([])
-        chunk["usage"] = usage_dict(input_tokens, output_tokens)
+        chunk["usage"] = usage_dict(result)
         return chunk
 
     def extension(self, payload: dict[str, Any]) -> dict[str, Any]:
