@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -13,6 +14,8 @@ from llama_server import needs_llama_cpp, smollm2_path  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from moa import FakeBackend
+from moa.errors import ConfigError
+from moa.evals import cli as eval_cli
 from moa.evals import collab, gsm8k, mt_bench, pairwise
 from moa.evals.cli import app
 from moa.evals.runner import Harness, wilson
@@ -331,6 +334,21 @@ async def test_collaborativeness(tmp_path: Path) -> None:
         and "with the others' answers" in report.files["md"].read_text()
     )
     await h.aclose()
+
+
+async def test_collaborativeness_of_one_model_says_why(tmp_path: Path) -> None:
+    fake = scripted()
+    h = harness(tmp_path, fake)
+    one = {**RECIPE, "layers": [["fake:good", {"model": "fake:good", "n": 2}]]}
+    with pytest.raises(ConfigError, match=r"two or more models.*has 1: fake:good"):
+        await collab.evaluate(one, h, data=data_file(tmp_path), limit=2)
+    assert fake.calls == []  # said before any call
+    await h.aclose()
+
+
+def test_collaborativeness_defaults_to_a_recipe_of_several_models() -> None:
+    default = inspect.signature(eval_cli.collaborativeness).parameters["recipe"].default
+    assert len(collab.variants_for(load_recipe(default))) >= 2
 
 
 # the command ---------------------------------------------------------------------------------

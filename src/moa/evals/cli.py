@@ -216,8 +216,9 @@ def mt_bench(
 @app.command()
 def collaborativeness(
     recipe: Annotated[
-        str, typer.Option("--recipe", "-r", help="Its first layer's models are compared.")
-    ] = "local",
+        str,
+        typer.Option("--recipe", "-r", help="Its first layer's models are compared (two or more)."),
+    ] = "moa-local",
     model: Annotated[
         list[str] | None, typer.Option(help="Compare these models instead (repeatable).")
     ] = None,
