@@ -18,12 +18,6 @@ from moa import catalog
 from moa.errors import ModelNotAvailable, ModelRefError
 
 
-@pytest.fixture
-def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def leftovers(cache: Path) -> list[str]:
     """Files in the models folder other than lock files."""
     models = cache / "models"

@@ -352,8 +352,7 @@ def test_collaborativeness_defaults_to_a_recipe_of_several_models() -> None:
 
 
 # the command ---------------------------------------------------------------------------------
-def test_cli_gsm8k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
+def test_cli_gsm8k(tmp_path: Path, tmp_cache: Path) -> None:
     out = tmp_path / "out"
     runner = CliRunner()
     args = ["gsm8k", "-r", "fake", "--limit", "2", "--data", str(data_file(tmp_path))]
@@ -366,8 +365,7 @@ def test_cli_gsm8k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert missing.exit_code == 2 and "no built-in recipe" in missing.output
 
 
-def test_cli_judged_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
+def test_cli_judged_commands(tmp_path: Path, tmp_cache: Path) -> None:
     against = tmp_path / "ref.json"
     against.write_text(json.dumps([{"instruction": "Hi?", "output": "Hello."}]))
     runner = CliRunner()
