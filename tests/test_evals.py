@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultserver import FaultServer, ok
 from llama_server import needs_llama_cpp, smollm2_path  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
@@ -312,6 +313,34 @@ async def test_mt_bench_two_turns_and_judged_per_turn(tmp_path: Path) -> None:
     assert (row["turn1"], row["turn2"]) == (8.5, 6.0)
     assert row["score"] == pytest.approx(23 / 3) and row["unparsed"] == 1
     assert "| bot | 7.67 |" in report.files["md"].read_text()
+    await h.aclose()
+
+
+# costs -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "no-cache"])
+async def test_hosted_calls_are_counted_with_and_without_the_cache(
+    tmp_path: Path, fault_server: FaultServer, cache: bool
+) -> None:
+    """An OpenAI-compatible endpoint (real HTTP on loopback) answers the recipe and the judge:
+    both count their calls and seconds, whether answers are kept or not."""
+    fault_server.respond("m", ok("Answer: 5", delay=0.05))
+    ref = f"llama-server:m@{fault_server.base_url}"
+    h = Harness(
+        out_dir=tmp_path / "out",
+        cache=cache,
+        cache_path=tmp_path / "cache.sqlite3",
+        progress=False,
+        log=lambda _: None,
+    )
+    moa = h.moa(load_recipe({"layers": [], "aggregator": {"model": ref, "temperature": 0}}))
+    for _ in range(2):
+        _, cost, _ = await h.answer(moa, "What is 2+3?")
+        _, judged = await h.judge(ref, "Rate it.", max_tokens=8)
+    for item in (cost, judged):
+        assert (item.calls, item.cached_calls) == (1, 1 if cache else 0)
+        assert item.seconds >= 0.05  # as if uncached: a hit reports the seconds it first took
+        assert item.input_tokens > 0 and item.output_tokens > 0
+    assert len(fault_server.requests("m")) == (2 if cache else 4)
     await h.aclose()
 
 

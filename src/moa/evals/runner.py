@@ -33,8 +33,6 @@ __all__ = [
     "wilson",
 ]
 
-LOCAL_PROVIDERS = ("local", "gguf")
-
 RecipeLike = str | Path | Recipe | Mapping[str, Any]
 """What `moa.recipe.load_recipe` accepts: a built-in name, a file, a mapping, a Recipe."""
 
@@ -212,10 +210,9 @@ class Harness:
         store = self.store
 
         def wrap(provider: str, backend: Backend) -> Backend:
-            if store is None and provider not in LOCAL_PROVIDERS:
-                return backend
-            # local calls are not gated: concurrent calls to one model are decoded together
-            # (continuous batching), which is how the product runs them too
+            # every backend goes through the wrapper, which notes each call's cost in the ledger
+            # (without a cache it reads and writes nothing). Calls are not gated here: concurrent
+            # calls to a local model are decoded together, which is how the product runs them
             return CachedBackend(
                 backend,
                 store or ResponseCache(":memory:"),
