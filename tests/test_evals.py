@@ -426,6 +426,53 @@ def test_cli_judged_commands(tmp_path: Path, tmp_cache: Path) -> None:
     assert missing.exit_code == 2 and "cannot read" in missing.output
 
 
+def jsonl(tmp_path: Path, name: str, *rows: dict[str, Any]) -> Path:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_bad_evaluation_input_is_a_config_error_naming_the_problem(tmp_path: Path) -> None:
+    pairs = jsonl(tmp_path, "ref.jsonl", {"instruction": "Hi?", "output": "Hello."}, {"x": 1})
+    with pytest.raises(ConfigError, match=r"ref\.jsonl: item 1: needs 'instruction' and 'output'"):
+        pairwise.load_pairs(pairs)
+    with pytest.raises(ConfigError, match=r"unknown judge prompt 'pair-v9'; use pair-v2, brief"):
+        pairwise.judge_prompt("pair-v9")
+    problems = jsonl(tmp_path, "gsm.jsonl", {"question": "1+1?", "answer": "#### 2"}, {"q": "?"})
+    with pytest.raises(ConfigError, match=r"gsm\.jsonl: item 1: needs 'question'"):
+        gsm8k.load_problems(problems)
+    with pytest.raises(ConfigError, match=r"--prompt: .*\{answer\}.*only \{question\}"):
+        gsm8k.template_of("{question} {answer}")
+    questions = jsonl(tmp_path, "q.jsonl", {"question_id": "one", "category": "x", "turns": []})
+    with pytest.raises(ConfigError, match=r"q\.jsonl: item 0: 'question_id' must be a number"):
+        mt_bench.load_questions(questions)
+    questions = jsonl(tmp_path, "q2.jsonl", {"question_id": 1, "turns": ["Hi"]})
+    with pytest.raises(ConfigError, match=r"q2\.jsonl: item 0: needs 'question_id', 'category'"):
+        mt_bench.load_questions(questions)
+    refs = jsonl(tmp_path, "r.jsonl", {"question_id": 1, "choices": []})
+    with pytest.raises(ConfigError, match=r"r\.jsonl: item 0: 'choices' must be a list of objects"):
+        mt_bench.load_questions(references=refs)
+
+
+def test_cli_bad_input_exits_2_and_a_bug_is_not_hidden(
+    tmp_path: Path, tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    against = jsonl(tmp_path, "ref.jsonl", {"instruction": "Hi?"})
+    common = ["-r", "fake", "--judge", "fake:judge", "--no-progress", "--out", str(tmp_path / "p")]
+    bad = runner.invoke(app, ["pairwise", *common, "--against", str(against)])
+    assert bad.exit_code == 2 and "needs 'instruction' and 'output'" in bad.output
+    assert bad.exception is None or isinstance(bad.exception, SystemExit)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        return {}["a bug"]
+
+    monkeypatch.setattr(gsm8k, "evaluate", broken)
+    crashed = runner.invoke(app, ["gsm8k", "-r", "fake", "--out", str(tmp_path / "g")])
+    assert isinstance(crashed.exception, KeyError)  # a bug stays a traceback, not "bad input"
+    assert crashed.exit_code == 1
+
+
 # the real judge (plumbing only: SmolLM2 judges badly) ----------------------------------------
 @needs_llama_cpp
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def _run(
 
     try:
         report = asyncio.run(go())
-    except (MoAError, ValueError, KeyError) as exc:
+    except MoAError as exc:  # the library's own errors only: a bug keeps its traceback
         if os.environ.get("MOA_DEBUG"):
             raise
         err.print(f"[red]error:[/red] {escape(str(exc))}")

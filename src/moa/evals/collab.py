@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from moa.errors import ConfigError
-from moa.evals.gsm8k import PROMPTS, load_problems, run_variant
+from moa.evals.gsm8k import load_problems, run_variant, template_of
 from moa.evals.report import Report, write_report
 from moa.evals.runner import Harness, RecipeLike, Variant, proposers
 from moa.recipe import Agent, Layer, Recipe, load_recipe
@@ -71,7 +71,7 @@ async def evaluate(
             "with --model, or a recipe whose first layer has several (e.g. moa-local)"
         )
     problems = load_problems(data, limit=limit, offset=offset)
-    template = PROMPTS.get(prompt, prompt)
+    template = template_of(prompt)
     rows: list[dict[str, Any]] = []
     for name, alone, helped in variants:
         a = await run_variant(harness, alone, problems, template)
