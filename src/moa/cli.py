@@ -22,6 +22,7 @@ from rich.table import Table
 
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import MoAError, RunError
+from moa.evals.cli import app as eval_app
 from moa.recipe import Recipe, builtin_names, load_recipe
 from moa.trace import Call
 from moa.types import Message
@@ -381,15 +382,7 @@ def serve(
         run_server(host=host, port=port, recipes_dir=recipes, api_key=api_key)
 
 
-def _mount_eval() -> None:
-    try:
-        from moa.evals.cli import app as eval_app
-    except ImportError:  # the evaluation extra is not installed
-        return
-    app.add_typer(eval_app, name="eval", help="Measure recipes: GSM8K, pairwise, MT-Bench.")
-
-
-_mount_eval()
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

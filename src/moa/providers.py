@@ -12,7 +12,6 @@ A reference is `PROVIDER:MODEL`, optionally `PROVIDER:MODEL@BASE_URL`:
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -122,8 +121,3 @@ def parse_ref(ref: str, providers: Mapping[str, Provider] | None = None) -> Mode
     if provider == "vllm" and base_url is None:
         raise ModelRefError(f"{ref!r}: vllm needs a base URL, as in vllm:MODEL@http://host:8000/v1")
     return ModelRef(provider, rest, base_url)
-
-
-def provider_key(provider: Provider, env: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if env is None else env
-    return env.get(provider.key_env) if provider.key_env else None
