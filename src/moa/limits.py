@@ -120,6 +120,8 @@ class Gate:
     _tokens: _Window | None = None
     _slots: _Slots | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _holding: int = 0  # calls inside `slot()` now, counted by the holders themselves
+    _peak: int = 0
 
     def __post_init__(self) -> None:
         if self.rpm:
@@ -155,12 +157,24 @@ class Gate:
         """Calls holding a concurrency slot now (0 when concurrency is unlimited)."""
         return self._slots.used if self._slots is not None else 0
 
+    @property
+    def peak_in_use(self) -> int:
+        """The most calls that were ever inside `slot()` at once, counted as they enter and
+        leave it (0 when concurrency is unlimited): what the limit really let through."""
+        return self._peak
+
+    def _hold(self, step: int) -> None:
+        with self._lock:
+            self._holding += step
+            self._peak = max(self._peak, self._holding)
+
     @asynccontextmanager
     async def slot(self, tokens: int) -> AsyncIterator[float]:
         """Wait for a concurrency slot and the rate budget; yields the seconds waited."""
         start = self.clock()
         if self._slots is not None:
             await self._slots.acquire()
+            self._hold(1)
         try:
             wait = self.reserve(tokens)
             if wait > 0:
@@ -168,6 +182,7 @@ class Gate:
             yield self.clock() - start
         finally:
             if self._slots is not None:
+                self._hold(-1)
                 self._slots.release()
 
 
