@@ -283,7 +283,7 @@ class FaultServer:
         self.context_style: ContextStyle = context_style
         self.chooser = chooser
         self.seen: list[Seen] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified whenever a request starts or finishes
         self._scripts: dict[str, deque[Fault]] = defaultdict(deque)
         self._defaults: dict[str, Fault] = {}
         self._loop = asyncio.new_event_loop()
@@ -360,14 +360,35 @@ class FaultServer:
         with self._lock:
             return [s for s in self.seen if s.finished is None]
 
-    def wait_idle(self, timeout: float = 2.0) -> bool:
+    def wait_for(self, check: Callable[[list[Seen]], bool], timeout: float = 10.0) -> bool:
+        """Block until `check(every request seen)` holds, woken as requests start and finish
+        (no polling); False if it still fails after `timeout` seconds. From async code:
+        `await asyncio.to_thread(server.wait_for, ...)`, so the event loop keeps running."""
+        with self._lock:
+            return self._lock.wait_for(lambda: check(self.seen), timeout)
+
+    def wait_in_flight(self, count: int, model: str | None = None, timeout: float = 10.0) -> bool:
+        """Block until at least `count` requests (for `model`) are in flight."""
+        return self.wait_for(
+            lambda seen: (
+                sum(1 for s in seen if s.finished is None and model in (None, s.model)) >= count
+            ),
+            timeout,
+        )
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no request is in flight (the server saw every hang-up)."""
-        end = time.monotonic() + timeout
-        while self.in_flight():
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.01)
-        return True
+        return self.wait_for(lambda seen: all(s.finished is not None for s in seen), timeout)
+
+    def _finish(
+        self, seen: Seen, outcome: str | None = None, *, disconnected: bool = False
+    ) -> None:
+        with self._lock:
+            if outcome is not None:
+                seen.outcome = outcome
+            seen.disconnected = disconnected
+            seen.finished = time.monotonic()  # last: a waiter sees the whole record
+            self._lock.notify_all()
 
     # serving --------------------------------------------------------------------------------
     def _next(self, model: str, seen: Seen) -> Fault:
@@ -431,14 +452,15 @@ class FaultServer:
         )
         with self._lock:
             self.seen.append(seen)
+            self._lock.notify_all()
         keep = headers.get("connection", "").lower() != "close"
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await self._send_json(writer, 200, {"object": "list", "data": []})
-            seen.outcome, seen.finished = "models", time.monotonic()
+            self._finish(seen, "models")
             return keep
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             await self._send_json(writer, 404, _error_body(f"no route {path}", "not_found"))
-            seen.outcome, seen.finished = "no route", time.monotonic()
+            self._finish(seen, "no route")
             return keep
         if self.api_key is not None and token != self.api_key:
             fault = unauthorized()
@@ -460,11 +482,9 @@ class FaultServer:
                 answer.cancel()
             hangup.cancel()
             await asyncio.gather(answer, hangup, return_exceptions=True)
-            seen.finished = time.monotonic()
-        if not answer.cancelled() and answer.exception() is None:
-            return keep and answer.result()
-        seen.disconnected = True
-        return False
+            completed = not answer.cancelled() and answer.exception() is None
+            self._finish(seen, disconnected=not completed)
+        return keep and answer.result() if completed else False
 
     async def _answer(
         self, fault: Fault, seen: Seen, writer: asyncio.StreamWriter, token: str | None

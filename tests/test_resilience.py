@@ -667,7 +667,9 @@ async def test_cancelled_waiters_give_their_slot_back(
     moa = make(fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
     async with moa:
         task = asyncio.create_task(moa.arun("hi"))
-        await asyncio.sleep(0.2)
+        # a holds the only slot; b and c wait for it
+        assert await asyncio.to_thread(fault_server.wait_in_flight, 1, "a")
+        assert limits.gate("faulty").in_use == 1 and not fault_server.requests("b")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -848,8 +850,7 @@ async def test_cancelling_arun_cancels_every_call(fault_server: FaultServer) -> 
         fault_server.respond(name, ok().slow(5))
     async with make(fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg") as moa:
         task = asyncio.create_task(moa.arun("hi"))
-        await asyncio.sleep(0.2)
-        assert len(fault_server.in_flight()) == 3
+        assert await asyncio.to_thread(fault_server.wait_in_flight, 3)  # every call is out
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -880,10 +881,8 @@ async def test_closing_astream_in_a_layer_cancels_the_proposers(fault_server: Fa
         async for event in stream:
             if isinstance(event, AgentFinished):  # a answered; b is still running
                 break
-        for _ in range(500):  # on a busy machine b's request may not have reached the server yet
-            if fault_server.requests("b"):
-                break
-            await asyncio.sleep(0.01)
+        # on a busy machine b's request may not have reached the server yet
+        assert await asyncio.to_thread(fault_server.wait_in_flight, 1, "b")
         await stream.aclose()  # type: ignore[attr-defined]
         assert not other_tasks()
     assert fault_server.wait_idle()
@@ -896,22 +895,35 @@ def test_closing_the_sync_stream_cancels_every_call(fault_server: FaultServer) -
     with make(fault_server, [["faulty:a", "faulty:b"]], "faulty:agg", timeout=10) as moa:
         events = moa.stream("hi")
         next(e for e in events if isinstance(e, AgentFinished))
-        for _ in range(500):  # on a busy machine b's request may not have reached the server yet
-            if fault_server.requests("b"):
-                break
-            time.sleep(0.01)
+        # on a busy machine b's request may not have reached the server yet
+        assert fault_server.wait_in_flight(1, "b")
         events.close()  # type: ignore[attr-defined]
     assert fault_server.wait_idle()
     assert fault_server.requests("b")[0].disconnected
 
 
+class Counted(FakeBackend):
+    """A FakeBackend that sets `under_way` once `count` calls have started."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+        self.under_way = asyncio.Event()
+
+    async def _answer(self, request: Request) -> Any:
+        if len(self.calls) + 1 >= self.count:
+            self.under_way.set()  # no await before the call starts: it is under way
+        return await super()._answer(request)
+
+
 async def test_cancellation_with_the_fake_backend() -> None:
-    fake = FakeBackend().latency("a", 5).latency("b", 5)
+    fake = Counted(2)
+    fake.latency("a", 5).latency("b", 5)
     async with MoA(
         {"layers": [["fake:a", "fake:b"]], "aggregator": "fake:agg"}, backends={"fake": fake}
     ) as moa:
         task = asyncio.create_task(moa.arun("hi"))
-        await asyncio.sleep(0.05)
+        await fake.under_way.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
