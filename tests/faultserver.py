@@ -15,7 +15,8 @@ error in OpenAI's error shape, with or without Retry-After), `rate_limited`, `re
 is closed abruptly), `malformed` (a 200 whose JSON is cut), `empty_choices`, `cut_stream` (a
 stream that stops mid-answer: no finish_reason, connection closed), `context_length` (shaped as
 OpenAI, llama.cpp's server or vLLM shape theirs), and `unauthorized` (which may echo the key, as
-careless servers do). Any of them can be made slow with `delay=`.
+careless servers do). Any of them can be made slow with `delay=`, or made to wait until a
+request for another model has arrived with `.once_seen(model)` (an order, not a guessed time).
 
 Every request is recorded (model, times, headers without Authorization, whether the client
 disconnected before the answer was complete), so tests can count attempts and measure waits.
@@ -62,10 +63,15 @@ class Fault:
     text: str | None = None
     token_delay: float = 0.0
     after: int = 2  # cut_stream: pieces sent before the cut
+    wait_for: str | None = None  # answer once a request for this model has arrived
 
     def slow(self, seconds: float) -> Fault:
         """The same outcome, `seconds` later."""
         return replace(self, delay=seconds)
+
+    def once_seen(self, model: str) -> Fault:
+        """The same outcome, given only once a request for `model` has reached the server."""
+        return replace(self, wait_for=model)
 
 
 def ok(text: str | None = None, *, delay: float = 0.0, token_delay: float = 0.0) -> Fault:
@@ -290,6 +296,7 @@ class FaultServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._arrived: dict[str, asyncio.Event] = {}  # by model; used in the server's loop only
         self.port = 0
 
     # lifecycle ------------------------------------------------------------------------------
@@ -453,6 +460,7 @@ class FaultServer:
         with self._lock:
             self.seen.append(seen)
             self._lock.notify_all()
+        self._arrived.setdefault(seen.model, asyncio.Event()).set()
         keep = headers.get("connection", "").lower() != "close"
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await self._send_json(writer, 200, {"object": "list", "data": []})
@@ -490,6 +498,8 @@ class FaultServer:
         self, fault: Fault, seen: Seen, writer: asyncio.StreamWriter, token: str | None
     ) -> bool:
         """Write the scripted outcome; False when the connection must close afterwards."""
+        if fault.wait_for is not None:
+            await self._arrived.setdefault(fault.wait_for, asyncio.Event()).wait()
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.kind == "reset":

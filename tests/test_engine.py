@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from recipes import recipe
 
 from moa import (
     AGGREGATE_PROMPT,
@@ -25,16 +26,6 @@ from moa.engine import inject, references_block
 from moa.errors import BackendError, BackendTimeout, MissingKeyError
 from moa.recipe import load_recipe
 from moa.types import Message
-
-
-def recipe(**extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "t",
-        "layers": [["fake:a", "fake:b", "fake:c"]],
-        "aggregator": "fake:agg",
-        "retry": {"attempts": 1},
-    }
-    return {**base, **extra}
 
 
 def make(fake: FakeBackend, **extra: Any) -> MoA:
