@@ -201,24 +201,21 @@ class Harness:
     report_only: bool = False
     """Run nothing: report on the results already under `out_dir` (rows count what is done)."""
     log: Callable[[str], None] = print
-    store: ResponseCache | None = field(init=False, default=None)
+    store: ResponseCache = field(init=False)
     resolver: Resolver = field(init=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        self.store = ResponseCache(self.cache_path) if self.cache else None
-        store = self.store
+        # without the cache, an empty store in memory that is never read nor written
+        store = ResponseCache(self.cache_path if self.cache else ":memory:")
+        self.store = store
 
         def wrap(provider: str, backend: Backend) -> Backend:
             # every backend goes through the wrapper, which notes each call's cost in the ledger
-            # (without a cache it reads and writes nothing). Calls are not gated here: concurrent
+            # (without the cache that is all it does). Calls are not gated here: concurrent
             # calls to a local model are decoded together, which is how the product runs them
             return CachedBackend(
-                backend,
-                store or ResponseCache(":memory:"),
-                namespace=provider,
-                read=store is not None,
-                write=store is not None,
+                backend, store, namespace=provider, read=self.cache, write=self.cache
             )
 
         given = {k: wrap(k, b) for k, b in (self.backends or {}).items()}
@@ -305,8 +302,7 @@ class Harness:
 
     async def aclose(self) -> None:
         await self.resolver.aclose()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
 
 def call_record(call: Call) -> dict[str, Any]:
