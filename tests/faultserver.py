@@ -15,7 +15,8 @@ error in OpenAI's error shape, with or without Retry-After), `rate_limited`, `re
 is closed abruptly), `malformed` (a 200 whose JSON is cut), `empty_choices`, `cut_stream` (a
 stream that stops mid-answer: no finish_reason, connection closed), `context_length` (shaped as
 OpenAI, llama.cpp's server or vLLM shape theirs), and `unauthorized` (which may echo the key, as
-careless servers do). Any of them can be made slow with `delay=`.
+careless servers do). Any of them can be made slow with `delay=`, or made to wait until a
+request for another model has arrived with `.once_seen(model)` (an order, not a guessed time).
 
 Every request is recorded (model, times, headers without Authorization, whether the client
 disconnected before the answer was complete), so tests can count attempts and measure waits.
@@ -62,10 +63,15 @@ class Fault:
     text: str | None = None
     token_delay: float = 0.0
     after: int = 2  # cut_stream: pieces sent before the cut
+    wait_for: str | None = None  # answer once a request for this model has arrived
 
     def slow(self, seconds: float) -> Fault:
         """The same outcome, `seconds` later."""
         return replace(self, delay=seconds)
+
+    def once_seen(self, model: str) -> Fault:
+        """The same outcome, given only once a request for `model` has reached the server."""
+        return replace(self, wait_for=model)
 
 
 def ok(text: str | None = None, *, delay: float = 0.0, token_delay: float = 0.0) -> Fault:
@@ -283,13 +289,14 @@ class FaultServer:
         self.context_style: ContextStyle = context_style
         self.chooser = chooser
         self.seen: list[Seen] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified whenever a request starts or finishes
         self._scripts: dict[str, deque[Fault]] = defaultdict(deque)
         self._defaults: dict[str, Fault] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._arrived: dict[str, asyncio.Event] = {}  # by model; used in the server's loop only
         self.port = 0
 
     # lifecycle ------------------------------------------------------------------------------
@@ -360,14 +367,35 @@ class FaultServer:
         with self._lock:
             return [s for s in self.seen if s.finished is None]
 
-    def wait_idle(self, timeout: float = 2.0) -> bool:
+    def wait_for(self, check: Callable[[list[Seen]], bool], timeout: float = 10.0) -> bool:
+        """Block until `check(every request seen)` holds, woken as requests start and finish
+        (no polling); False if it still fails after `timeout` seconds. From async code:
+        `await asyncio.to_thread(server.wait_for, ...)`, so the event loop keeps running."""
+        with self._lock:
+            return self._lock.wait_for(lambda: check(self.seen), timeout)
+
+    def wait_in_flight(self, count: int, model: str | None = None, timeout: float = 10.0) -> bool:
+        """Block until at least `count` requests (for `model`) are in flight."""
+        return self.wait_for(
+            lambda seen: (
+                sum(1 for s in seen if s.finished is None and model in (None, s.model)) >= count
+            ),
+            timeout,
+        )
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no request is in flight (the server saw every hang-up)."""
-        end = time.monotonic() + timeout
-        while self.in_flight():
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.01)
-        return True
+        return self.wait_for(lambda seen: all(s.finished is not None for s in seen), timeout)
+
+    def _finish(
+        self, seen: Seen, outcome: str | None = None, *, disconnected: bool = False
+    ) -> None:
+        with self._lock:
+            if outcome is not None:
+                seen.outcome = outcome
+            seen.disconnected = disconnected
+            seen.finished = time.monotonic()  # last: a waiter sees the whole record
+            self._lock.notify_all()
 
     # serving --------------------------------------------------------------------------------
     def _next(self, model: str, seen: Seen) -> Fault:
@@ -431,14 +459,16 @@ class FaultServer:
         )
         with self._lock:
             self.seen.append(seen)
+            self._lock.notify_all()
+        self._arrived.setdefault(seen.model, asyncio.Event()).set()
         keep = headers.get("connection", "").lower() != "close"
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await self._send_json(writer, 200, {"object": "list", "data": []})
-            seen.outcome, seen.finished = "models", time.monotonic()
+            self._finish(seen, "models")
             return keep
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             await self._send_json(writer, 404, _error_body(f"no route {path}", "not_found"))
-            seen.outcome, seen.finished = "no route", time.monotonic()
+            self._finish(seen, "no route")
             return keep
         if self.api_key is not None and token != self.api_key:
             fault = unauthorized()
@@ -460,16 +490,16 @@ class FaultServer:
                 answer.cancel()
             hangup.cancel()
             await asyncio.gather(answer, hangup, return_exceptions=True)
-            seen.finished = time.monotonic()
-        if not answer.cancelled() and answer.exception() is None:
-            return keep and answer.result()
-        seen.disconnected = True
-        return False
+            completed = not answer.cancelled() and answer.exception() is None
+            self._finish(seen, disconnected=not completed)
+        return keep and answer.result() if completed else False
 
     async def _answer(
         self, fault: Fault, seen: Seen, writer: asyncio.StreamWriter, token: str | None
     ) -> bool:
         """Write the scripted outcome; False when the connection must close afterwards."""
+        if fault.wait_for is not None:
+            await self._arrived.setdefault(fault.wait_for, asyncio.Event()).wait()
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.kind == "reset":

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
+import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,12 +16,6 @@ from llama_server import SMOLLM2, smollm2_path  # noqa: F401  (fixture)
 
 from moa import catalog
 from moa.errors import ModelNotAvailable, ModelRefError
-
-
-@pytest.fixture
-def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 def leftovers(cache: Path) -> list[str]:
@@ -37,7 +35,6 @@ def test_catalog_has_the_four_models() -> None:
     }
     assert len(catalog.CATALOG["qwen2.5-coder-1.5b-instruct"].parts) == 22
     gemma = catalog.CATALOG["gemma-3-270m"]
-    assert not gemma.chat
     assert gemma.parts[0].member.endswith(".part00")
     assert gemma.parts[3].member.endswith(".part03")
 
@@ -167,3 +164,54 @@ def test_hub_source_needs_a_hub_file(tmp_cache: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ModelNotAvailable, match="no Hugging Face source"):
         catalog.pull(SMOLLM2, source="hf")
     assert leftovers(tmp_cache) == []
+
+
+def test_the_hub_source_is_the_catalog_file() -> None:
+    """`--source hf` fetches the file the catalog names and pins, not another quantisation."""
+    for entry in catalog.CATALOG.values():
+        assert entry.hf_file is not None
+        assert entry.hf_file.lower() == entry.filename.lower(), entry.name
+
+
+class FakeHub:
+    """A stand-in for the hub's download URLs: `urlopen` serves these bytes by URL."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.asked: list[str] = []
+
+    def urlopen(self, url: str, timeout: float = 0) -> io.BytesIO:
+        self.asked.append(url)
+        if url not in self.files:
+            raise OSError(f"404 {url}")
+        return io.BytesIO(self.files[url])
+
+
+def hub_url(entry: catalog.CatalogEntry) -> str:
+    return f"https://huggingface.co/{entry.hf_repo}/resolve/main/{entry.hf_file}"
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["the-pinned-file", "another-file"])
+def test_a_hub_pull_is_checked_against_the_pin(
+    tmp_cache: Path, monkeypatch: pytest.MonkeyPatch, same: bool
+) -> None:
+    content = b"GGUF" + b"\x00" * 60
+    entry = dataclasses.replace(
+        catalog.CATALOG[SMOLLM2],
+        size=len(content),
+        sha256=hashlib.sha256(content if same else b"the pinned file").hexdigest(),
+    )
+    monkeypatch.setitem(catalog.CATALOG, SMOLLM2, entry)
+    hub = FakeHub({hub_url(entry): content})
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # the plain-urllib path
+    monkeypatch.setattr(urllib.request, "urlopen", hub.urlopen)
+    if same:
+        path = catalog.pull(SMOLLM2, source="hf")
+        assert path.read_bytes() == content
+        assert catalog.is_pulled(SMOLLM2) and catalog.verify(SMOLLM2)
+    else:
+        with pytest.raises(ModelNotAvailable, match="does not match the catalog"):
+            catalog.pull(SMOLLM2, source="hf")
+        assert not catalog.is_pulled(SMOLLM2)
+        assert leftovers(tmp_cache) == []
+    assert hub.asked == [hub_url(entry)]

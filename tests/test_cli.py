@@ -114,6 +114,18 @@ def test_recipes_list_and_show() -> None:
     assert "Responses from models:" in shown.stdout  # the default prompt is shown
 
 
+def test_eval_is_mounted_with_the_help_of_its_four_evaluations() -> None:
+    listed = runner.invoke(app, ["--help"])
+    assert listed.exit_code == 0
+    words = " ".join(w for w in listed.stdout.split() if w != "│")
+    line = words.split(" eval ", 1)[1].split(".", 1)[0]  # its help, wrapped over lines
+    for name in ("GSM8K", "pairwise", "MT-Bench", "collaborativeness"):
+        assert name in line
+    sub = runner.invoke(app, ["eval", "--help"])
+    for command in ("gsm8k", "pairwise", "mt-bench", "collaborativeness"):
+        assert command in sub.stdout
+
+
 def test_chat_keeps_the_conversation() -> None:
     result = runner.invoke(app, ["chat", "-r", "fake"], input="first\nsecond\n/reset\nthird\n")
     assert result.exit_code == 0, result.output

@@ -4,21 +4,17 @@ itself, moa.selection.decide_early, is tested in test_selection.py)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
+from recipes import recipe
 
 from moa import FakeBackend, MoA
 from moa.errors import RecipeError
 from moa.recipe import load_recipe
 
 
-def recipe(strategy: dict[str, Any], n: int = 4) -> dict[str, Any]:
-    return {
-        "layers": [[f"fake:p{i}" for i in range(n)]],
-        "aggregator": "fake:agg",
-        "strategy": {"final": "vote", **strategy},
-    }
+def proposers(n: int) -> list[list[str]]:
+    return [[f"fake:p{i}" for i in range(n)]]
 
 
 async def test_the_rest_stop_once_the_vote_is_decided() -> None:
@@ -27,7 +23,10 @@ async def test_the_rest_stop_once_the_vote_is_decided() -> None:
     fake.respond("p2", "Answer: 7").respond("p3", "Answer: 7")
     fake.latency("p2", 5).latency("p3", 5)
     start = time.monotonic()
-    async with MoA(recipe({"decide_early": {}}), backends={"fake": fake}) as moa:
+    async with MoA(
+        recipe(proposers(4), strategy={"final": "vote", "decide_early": {}}),
+        backends={"fake": fake},
+    ) as moa:
         result = await moa.arun("q")
     assert time.monotonic() - start < 2
     assert result.text == "Answer: 5"
@@ -44,7 +43,10 @@ async def test_no_early_decision_while_the_rest_could_win() -> None:
     fake.respond("p1", "Answer: 5").respond("p2", "Answer: 5")
     fake.respond("p0", "Answer: 7").respond("p3", "Answer: 7")
     fake.latency("p0", 0.2).latency("p3", 0.2)
-    async with MoA(recipe({"decide_early": {}}), backends={"fake": fake}) as moa:
+    async with MoA(
+        recipe(proposers(4), strategy={"final": "vote", "decide_early": {}}),
+        backends={"fake": fake},
+    ) as moa:
         result = await moa.arun("q")
     assert fake.cancelled == []  # p0 and p3 could (and do) win the tie: they were waited for
     assert result.text == "Answer: 7"
@@ -57,7 +59,10 @@ async def test_the_esc_window_stops_once_the_last_answers_agree() -> None:
     for i in (0, 3, 4):
         fake.latency(f"p{i}", 5)
     fake.latency("p2", 0.05)
-    async with MoA(recipe({"decide_early": {"window": 2}}, n=5), backends={"fake": fake}) as moa:
+    async with MoA(
+        recipe(proposers(5), strategy={"final": "vote", "decide_early": {"window": 2}}),
+        backends={"fake": fake},
+    ) as moa:
         result = await moa.arun("q")
     assert result.text == "Answer: 5"
     assert sorted(fake.cancelled) == ["p0", "p3", "p4"]
@@ -66,4 +71,4 @@ async def test_the_esc_window_stops_once_the_last_answers_agree() -> None:
 
 def test_decide_early_is_for_votes() -> None:
     with pytest.raises(RecipeError, match="decide_early is for final: vote"):
-        load_recipe({**recipe({"decide_early": {}}), "strategy": {"decide_early": {}}})
+        load_recipe(recipe(proposers(4), strategy={"decide_early": {}}))

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from recipes import recipe
 
 from moa import (
     AGGREGATE_PROMPT,
@@ -26,16 +27,6 @@ from moa.plan import compile_recipe
 from moa.prompts import inject, numbered
 from moa.recipe import load_recipe
 from moa.types import Message
-
-
-def recipe(**extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "t",
-        "layers": [["fake:a", "fake:b", "fake:c"]],
-        "aggregator": "fake:agg",
-        "retry": {"attempts": 1},
-    }
-    return {**base, **extra}
 
 
 def make(fake: FakeBackend, **extra: Any) -> MoA:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -9,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultserver import FaultServer, ok
 from llama_server import needs_llama_cpp, smollm2_path  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from moa import FakeBackend
+from moa.errors import ConfigError
+from moa.evals import cli as eval_cli
 from moa.evals import collab, gsm8k, mt_bench, pairwise
 from moa.evals.cli import app
 from moa.evals.runner import Harness, wilson
@@ -312,6 +316,34 @@ async def test_mt_bench_two_turns_and_judged_per_turn(tmp_path: Path) -> None:
     await h.aclose()
 
 
+# costs -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "no-cache"])
+async def test_hosted_calls_are_counted_with_and_without_the_cache(
+    tmp_path: Path, fault_server: FaultServer, cache: bool
+) -> None:
+    """An OpenAI-compatible endpoint (real HTTP on loopback) answers the recipe and the judge:
+    both count their calls and seconds, whether answers are kept or not."""
+    fault_server.respond("m", ok("Answer: 5", delay=0.05))
+    ref = f"llama-server:m@{fault_server.base_url}"
+    h = Harness(
+        out_dir=tmp_path / "out",
+        cache=cache,
+        cache_path=tmp_path / "cache.sqlite3",
+        progress=False,
+        log=lambda _: None,
+    )
+    moa = h.moa(load_recipe({"layers": [], "aggregator": {"model": ref, "temperature": 0}}))
+    for _ in range(2):
+        _, cost, _ = await h.answer(moa, "What is 2+3?")
+        _, judged = await h.judge(ref, "Rate it.", max_tokens=8)
+    for item in (cost, judged):
+        assert (item.calls, item.cached_calls) == (1, 1 if cache else 0)
+        assert item.seconds >= 0.05  # as if uncached: a hit reports the seconds it first took
+        assert item.input_tokens > 0 and item.output_tokens > 0
+    assert len(fault_server.requests("m")) == (2 if cache else 4)
+    await h.aclose()
+
+
 # collaborativeness ---------------------------------------------------------------------------
 async def test_collaborativeness(tmp_path: Path) -> None:
     fake = scripted()
@@ -333,9 +365,23 @@ async def test_collaborativeness(tmp_path: Path) -> None:
     await h.aclose()
 
 
+async def test_collaborativeness_of_one_model_says_why(tmp_path: Path) -> None:
+    fake = scripted()
+    h = harness(tmp_path, fake)
+    one = {**RECIPE, "layers": [["fake:good", {"model": "fake:good", "n": 2}]]}
+    with pytest.raises(ConfigError, match=r"two or more models.*has 1: fake:good"):
+        await collab.evaluate(one, h, data=data_file(tmp_path), limit=2)
+    assert fake.calls == []  # said before any call
+    await h.aclose()
+
+
+def test_collaborativeness_defaults_to_a_recipe_of_several_models() -> None:
+    default = inspect.signature(eval_cli.collaborativeness).parameters["recipe"].default
+    assert len(collab.variants_for(load_recipe(default))) >= 2
+
+
 # the command ---------------------------------------------------------------------------------
-def test_cli_gsm8k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
+def test_cli_gsm8k(tmp_path: Path, tmp_cache: Path) -> None:
     out = tmp_path / "out"
     runner = CliRunner()
     args = ["gsm8k", "-r", "fake", "--limit", "2", "--data", str(data_file(tmp_path))]
@@ -348,8 +394,7 @@ def test_cli_gsm8k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert missing.exit_code == 2 and "no built-in recipe" in missing.output
 
 
-def test_cli_judged_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
+def test_cli_judged_commands(tmp_path: Path, tmp_cache: Path) -> None:
     against = tmp_path / "ref.json"
     against.write_text(json.dumps([{"instruction": "Hi?", "output": "Hello."}]))
     runner = CliRunner()
@@ -379,6 +424,53 @@ def test_cli_judged_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert "alpha" in result.output and (tmp_path / "c" / "report.png").exists()
     missing = runner.invoke(app, ["pairwise", *common, "--against", str(tmp_path / "none.json")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def jsonl(tmp_path: Path, name: str, *rows: dict[str, Any]) -> Path:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_bad_evaluation_input_is_a_config_error_naming_the_problem(tmp_path: Path) -> None:
+    pairs = jsonl(tmp_path, "ref.jsonl", {"instruction": "Hi?", "output": "Hello."}, {"x": 1})
+    with pytest.raises(ConfigError, match=r"ref\.jsonl: item 1: needs 'instruction' and 'output'"):
+        pairwise.load_pairs(pairs)
+    with pytest.raises(ConfigError, match=r"unknown judge prompt 'pair-v9'; use pair-v2, brief"):
+        pairwise.judge_prompt("pair-v9")
+    problems = jsonl(tmp_path, "gsm.jsonl", {"question": "1+1?", "answer": "#### 2"}, {"q": "?"})
+    with pytest.raises(ConfigError, match=r"gsm\.jsonl: item 1: needs 'question'"):
+        gsm8k.load_problems(problems)
+    with pytest.raises(ConfigError, match=r"--prompt: .*\{answer\}.*only \{question\}"):
+        gsm8k.template_of("{question} {answer}")
+    questions = jsonl(tmp_path, "q.jsonl", {"question_id": "one", "category": "x", "turns": []})
+    with pytest.raises(ConfigError, match=r"q\.jsonl: item 0: 'question_id' must be a number"):
+        mt_bench.load_questions(questions)
+    questions = jsonl(tmp_path, "q2.jsonl", {"question_id": 1, "turns": ["Hi"]})
+    with pytest.raises(ConfigError, match=r"q2\.jsonl: item 0: needs 'question_id', 'category'"):
+        mt_bench.load_questions(questions)
+    refs = jsonl(tmp_path, "r.jsonl", {"question_id": 1, "choices": []})
+    with pytest.raises(ConfigError, match=r"r\.jsonl: item 0: 'choices' must be a list of objects"):
+        mt_bench.load_questions(references=refs)
+
+
+def test_cli_bad_input_exits_2_and_a_bug_is_not_hidden(
+    tmp_path: Path, tmp_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    against = jsonl(tmp_path, "ref.jsonl", {"instruction": "Hi?"})
+    common = ["-r", "fake", "--judge", "fake:judge", "--no-progress", "--out", str(tmp_path / "p")]
+    bad = runner.invoke(app, ["pairwise", *common, "--against", str(against)])
+    assert bad.exit_code == 2 and "needs 'instruction' and 'output'" in bad.output
+    assert bad.exception is None or isinstance(bad.exception, SystemExit)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        return {}["a bug"]
+
+    monkeypatch.setattr(gsm8k, "evaluate", broken)
+    crashed = runner.invoke(app, ["gsm8k", "-r", "fake", "--out", str(tmp_path / "g")])
+    assert isinstance(crashed.exception, KeyError)  # a bug stays a traceback, not "bad input"
+    assert crashed.exit_code == 1
 
 
 # the real judge (plumbing only: SmolLM2 judges badly) ----------------------------------------

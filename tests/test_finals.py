@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from recipes import recipe
 
 from moa import FakeBackend, MoA
 from moa.errors import RecipeError
@@ -13,13 +14,8 @@ from moa.plan import compile_recipe
 from moa.recipe import load_recipe
 
 
-def recipe(strategy: dict[str, Any], n: int = 3, **extra: Any) -> dict[str, Any]:
-    return {
-        "layers": [[f"fake:p{i}" for i in range(n)]],
-        "aggregator": "fake:agg",
-        "strategy": strategy,
-        **extra,
-    }
+def proposers(n: int) -> list[list[str]]:
+    return [[f"fake:p{i}" for i in range(n)]]
 
 
 async def run(fake: FakeBackend, data: dict[str, Any], prompt: str = "q") -> Any:
@@ -37,20 +33,27 @@ def fake_of(*answers: str) -> FakeBackend:
 async def test_confidence_weights_can_outvote_a_plain_majority() -> None:
     fake = fake_of("Answer: 5", "Answer: 5", "Answer: 7")
     fake.confidence("p0", -3.0).confidence("p1", -3.0).confidence("p2", -0.1)
-    plain = await run(fake, recipe({"final": "vote"}))
+    plain = await run(fake, recipe(proposers(3), strategy={"final": "vote"}))
     assert plain.text == "Answer: 5"
-    weighted = await run(fake, recipe({"final": "vote", "weights": "confidence"}))
+    weighted = await run(
+        fake, recipe(proposers(3), strategy={"final": "vote", "weights": "confidence"})
+    )
     assert weighted.text == "Answer: 7"
     assert any(n.startswith("vote weighted by confidence: 7") for n in weighted.trace.notes)
-    proposers = weighted.trace.layer(1)
-    assert [c.logprob for c in proposers] == [-3.0, -3.0, -0.1]
+    answered = weighted.trace.layer(1)
+    assert [c.logprob for c in answered] == [-3.0, -3.0, -0.1]
     assert all(r.settings.logprobs for r in fake.requests("p2")[-1:])
 
 
 def test_confidence_weights_ask_the_last_layer_for_logprobs() -> None:
-    plan = compile_recipe(recipe({"final": "vote", "weights": "confidence"}))
+    plan = compile_recipe(recipe(proposers(3), strategy={"final": "vote", "weights": "confidence"}))
     assert all(a.logprobs for a in plan.layers[-1].agents)
-    assert not compile_recipe(recipe({"final": "vote"})).layers[-1].agents[0].logprobs
+    assert (
+        not compile_recipe(recipe(proposers(3), strategy={"final": "vote"}))
+        .layers[-1]
+        .agents[0]
+        .logprobs
+    )
 
 
 async def test_select_by_agreement_makes_no_call() -> None:
@@ -59,7 +62,7 @@ async def test_select_by_agreement_makes_no_call() -> None:
         "The capital of France is Paris.",
         "Bananas are yellow.",
     )
-    result = await run(fake, recipe({"final": "select"}))
+    result = await run(fake, recipe(proposers(3), strategy={"final": "select"}))
     assert result.text in ("Paris is the capital of France.", "The capital of France is Paris.")
     assert not fake.requests("agg")
     assert any("agreement" in n for n in result.trace.notes)
@@ -68,7 +71,12 @@ async def test_select_by_agreement_makes_no_call() -> None:
 async def test_usc_asks_a_selector_and_reads_its_choice() -> None:
     fake = fake_of("one", "two", "three")
     fake.respond("judge", "The most consistent response is Response 3.")
-    result = await run(fake, recipe({"final": "select", "select_by": "usc", "judge": "fake:judge"}))
+    result = await run(
+        fake,
+        recipe(
+            proposers(3), strategy={"final": "select", "select_by": "usc", "judge": "fake:judge"}
+        ),
+    )
     assert result.text == "three"
     (asked,) = fake.requests("judge")
     assert "Response 2: two" in asked.messages[-1].content
@@ -91,17 +99,23 @@ async def test_auto_chooses_code_by_its_behaviour() -> None:
     right = "```python\ndef add(a, b):\n    return a + b\n```"
     also_right = "```python\ndef add(a, b):\n    return b + a\n```"
     fake = fake_of(wrong, right, also_right)
-    result = await run(fake, recipe({"final": "auto"}), PROMPT)
+    result = await run(fake, recipe(proposers(3), strategy={"final": "auto"}), PROMPT)
     assert result.text == right
     assert result.trace.notes[0] == "the answers read as code: behaviour"
     assert "behaviour: passed 1/1" in result.trace.notes[1]
 
 
 async def test_auto_votes_on_numbers_and_selects_prose() -> None:
-    numbers = await run(fake_of("Answer: 4", "Answer: 9", "Answer: 9"), recipe({"final": "auto"}))
+    numbers = await run(
+        fake_of("Answer: 4", "Answer: 9", "Answer: 9"),
+        recipe(proposers(3), strategy={"final": "auto"}),
+    )
     assert numbers.text == "Answer: 9"
     assert numbers.trace.notes[0] == "the answers read as number: vote"
-    prose = await run(fake_of("a cat sat", "a cat sat down", "dogs run"), recipe({"final": "auto"}))
+    prose = await run(
+        fake_of("a cat sat", "a cat sat down", "dogs run"),
+        recipe(proposers(3), strategy={"final": "auto"}),
+    )
     assert prose.trace.notes[0] == "the answers read as prose: agreement"
     assert prose.text in ("a cat sat", "a cat sat down")
 
@@ -109,12 +123,12 @@ async def test_auto_votes_on_numbers_and_selects_prose() -> None:
 async def test_auto_can_synthesise_a_kind() -> None:
     fake = fake_of("a cat sat", "a dog ran", "a bird flew")
     fake.respond("agg", "all three animals")
-    data = recipe({"final": "auto", "by_kind": {"prose": "synthesize"}})
+    data = recipe(proposers(3), strategy={"final": "auto", "by_kind": {"prose": "synthesize"}})
     result = await run(fake, data)
     assert result.text == "all three animals" and fake.requests("agg")
 
 
 def test_an_unknown_rule_names_the_field() -> None:
     with pytest.raises(RecipeError) as info:
-        load_recipe(recipe({"final": "auto", "by_kind": {"code": "magic"}}))
+        load_recipe(recipe(proposers(3), strategy={"final": "auto", "by_kind": {"code": "magic"}}))
     assert info.value.field == "strategy.by_kind.code"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from moa import MoA
+from moa import FakeBackend, MoA
 from moa.errors import MissingKeyError, ModelRefError, RecipeError
 from moa.plan import compile_recipe
 from moa.providers import ModelRef, parse_ref
@@ -196,3 +198,48 @@ def test_custom_provider_by_configuration() -> None:
     m = MoA(data, env={"MINE_KEY": "k"})
     backend, _ = m.resolver.resolve("mine:model-x")
     assert "127.0.0.1:9" in repr(backend)
+
+
+def test_the_readme_describes_each_builtin_recipe_as_the_recipe_does() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("Built-in recipes", 1)[1].split("\n\n", 2)[1]
+    rows = dict(re.findall(r"^\| `([\w.-]+)` \| (.+) \|$", table, flags=re.MULTILINE))
+    assert sorted(rows) == sorted(builtin_names())
+    for name, text in rows.items():
+        assert text == load_recipe(name).description, name
+
+
+LOCAL_MODEL = "local:qwen2.5-coder-1.5b-instruct"
+
+
+@pytest.mark.parametrize(
+    ("greedy", "samples", "answer"),
+    [
+        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 8"], "Answer: 7"),  # plurality
+        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 5"], "Answer: 5"),  # a tie: greedy
+        ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5"),  # no two agree
+        ("I cannot say.", ["Answer: 7", "Paris.", "Rome."], "Answer: 7"),  # one number: it wins
+        ("Paris.", ["Rome.", "Oslo.", "Bern."], "synthesis"),  # no number: a synthesis
+    ],
+)
+async def test_the_local_recipe_runs_as_described(
+    greedy: str, samples: list[str], answer: str
+) -> None:
+    """Four answers of one model (one greedy, three sampled), a plurality vote on their final
+    numbers with ties to the greedy answer, and a synthesis only when no answer has a number."""
+    recipe = load_recipe("local")
+    assert {*compile_recipe(recipe).models} == {LOCAL_MODEL}
+    data = recipe.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(data).replace(LOCAL_MODEL, "fake:qwen")
+    fake = FakeBackend()
+    by_seed = {None: greedy, 0: samples[0], 1: samples[1], 2: samples[2]}
+    fake.respond(
+        "qwen",
+        lambda r: "synthesis" if r.messages[0].role == "system" else by_seed[r.settings.seed],
+    )
+    result = await MoA(json.loads(text), backends={"fake": fake}).arun("How many?")
+    proposed = [c for c in result.trace.calls if c.layer == 1]
+    assert [c.settings.get("temperature") for c in proposed] == [0, 0.7, 0.7, 0.7]
+    assert result.text == answer
+    aggregated = [r for m, r in fake.calls if r.messages[0].role == "system"]
+    assert len(aggregated) == (1 if answer == "synthesis" else 0)

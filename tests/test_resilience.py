@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,6 +34,7 @@ from faultserver import (
     status,
     unauthorized,
 )
+from recipes import recipe
 
 import moa.errors as errors_module
 from moa import FakeBackend, MoA
@@ -65,34 +66,16 @@ SECRET = "sk-fault-test-0123456789abcdef"
 
 
 # helpers ------------------------------------------------------------------------------------
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as s:
-        yield s
-
-
-@pytest.fixture
-def limits() -> Limits:
-    return Limits()
-
-
-def recipe(server: FaultServer, layers: Any, aggregator: Any, **extra: Any) -> dict[str, Any]:
-    """A recipe on the fault server's `faulty` provider, with fast retries."""
-    provider = {"base_url": server.base_url, **extra.pop("provider", {})}
-    return {
-        "providers": {"faulty": provider},
-        "layers": layers,
-        "aggregator": aggregator,
-        "retry": {"backoff": 0.01, "max_backoff": 0.05, "jitter": 0, **extra.pop("retry", {})},
-        "timeout": extra.pop("timeout", 2.0),
-        **extra,
-    }
-
-
 def make(
-    server: FaultServer, layers: Any, aggregator: Any, *, limits: Limits | None = None, **extra: Any
+    fault_server: FaultServer,
+    layers: Any,
+    aggregator: Any,
+    *,
+    limits: Limits | None = None,
+    **extra: Any,
 ) -> MoA:
-    return MoA(recipe(server, layers, aggregator, **extra), limits=limits or Limits(), env={})
+    data = recipe(layers, aggregator, server=fault_server, **extra)
+    return MoA(data, limits=limits or Limits(), env={})
 
 
 def by_agent(trace: Trace, name: str) -> Call:
@@ -134,18 +117,18 @@ RETRIED = [
 
 @pytest.mark.parametrize(("fault", "error_type", "code"), RETRIED)
 async def test_proposer_retries_transient_failures(
-    server: FaultServer, fault: Any, error_type: str, code: int | None
+    fault_server: FaultServer, fault: Any, error_type: str, code: int | None
 ) -> None:
-    server.script("p", fault, ok("second try"))
-    async with make(server, [["faulty:p"]], "faulty:agg", timeout=0.3) as moa:
+    fault_server.script("p", fault, ok("second try"))
+    async with make(fault_server, [["faulty:p"]], "faulty:agg", timeout=0.3) as moa:
         result = await moa.arun("hi")
     call = by_agent(result.trace, "faulty:p")
     assert call.ok and call.text == "second try"
     assert [a.error_type for a in call.attempts] == [error_type, None]
     assert call.attempts[0].status == code
     assert call.attempts[0].wait_s > 0
-    assert len(server.requests("p")) == 2
-    assert aggregator_refs(server.requests("agg")[0]) == ["second try"]
+    assert len(fault_server.requests("p")) == 2
+    assert aggregator_refs(fault_server.requests("agg")[0]) == ["second try"]
 
 
 @pytest.mark.parametrize(
@@ -153,83 +136,93 @@ async def test_proposer_retries_transient_failures(
     [rate_limited(), status(500), reset(), cut_stream(after=0), malformed(), empty_choices()],
     ids=["429", "500", "reset", "cut-before-text", "malformed", "empty"],
 )
-async def test_streamed_aggregator_retries_before_any_text(server: FaultServer, fault: Any) -> None:
-    server.script("agg", fault)
-    async with make(server, [["faulty:p"]], "faulty:agg") as moa:
+async def test_streamed_aggregator_retries_before_any_text(
+    fault_server: FaultServer, fault: Any
+) -> None:
+    fault_server.script("agg", fault)
+    async with make(fault_server, [["faulty:p"]], "faulty:agg") as moa:
         events = [e async for e in moa.astream("hi")]
     result = events[-1]
     assert isinstance(result, Finished)
     assert result.result.text == "synthesis of 1 answers by agg"
     assert "".join(e.text for e in events if isinstance(e, Token)) == result.result.text
     assert len(by_agent(result.result.trace, "faulty:agg").attempts) == 2
-    assert [s.stream for s in server.requests("agg")] == [True, True]
+    assert [s.stream for s in fault_server.requests("agg")] == [True, True]
 
 
-async def test_cut_stream_is_retried_when_nobody_saw_the_text(server: FaultServer) -> None:
-    server.script("agg", cut_stream(after=2))
-    async with make(server, [["faulty:p"]], "faulty:agg") as moa:
+async def test_cut_stream_is_retried_when_nobody_saw_the_text(fault_server: FaultServer) -> None:
+    fault_server.script("agg", cut_stream(after=2))
+    async with make(fault_server, [["faulty:p"]], "faulty:agg") as moa:
         result = await moa.arun("hi")  # arun: the streamed tokens reached nobody
     assert result.text == "synthesis of 1 answers by agg"
     attempts = by_agent(result.trace, "faulty:agg").attempts
     assert [a.error_type for a in attempts] == ["BackendConnectionError", None]
 
 
-async def test_cut_stream_after_text_reached_the_user_is_not_restarted(server: FaultServer) -> None:
-    server.script("agg", cut_stream(after=2))
+async def test_cut_stream_after_text_reached_the_user_is_not_restarted(
+    fault_server: FaultServer,
+) -> None:
+    fault_server.script("agg", cut_stream(after=2))
     tokens: list[str] = []
-    async with make(server, [["faulty:p"]], "faulty:agg") as moa:
+    async with make(fault_server, [["faulty:p"]], "faulty:agg") as moa:
         with pytest.raises(AggregationError) as info:
             async for event in moa.astream("hi"):
                 if isinstance(event, Token):
                     tokens.append(event.text)
     assert "".join(tokens) == "synthesis of "  # what the user saw, and no silent restart
-    assert len(server.requests("agg")) == 1
+    assert len(fault_server.requests("agg")) == 1
     assert "characters were streamed" in str(info.value)
     assert by_agent(info.value.trace, "faulty:agg").text == "synthesis of "
 
 
-async def test_retry_after_is_honoured(server: FaultServer) -> None:
-    server.script("p", rate_limited(0.3), status(503, retry_after=0.2), ok())
-    async with make(server, [["faulty:p"]], "faulty:agg") as moa:
+async def test_retry_after_is_honoured(fault_server: FaultServer) -> None:
+    fault_server.script("p", rate_limited(0.3), status(503, retry_after=0.2), ok())
+    async with make(fault_server, [["faulty:p"]], "faulty:agg") as moa:
         result = await moa.arun("hi")
     attempts = by_agent(result.trace, "faulty:p").attempts
     assert [a.wait_s for a in attempts] == [0.3, 0.2, 0.0]
-    gaps = server.gaps("p")
+    gaps = fault_server.gaps("p")
     assert gaps[0] >= 0.3 - 0.01 and gaps[1] >= 0.2 - 0.01
     assert gaps[0] < 0.3 + MARGIN
 
 
-async def test_retry_after_ms_and_http_date(server: FaultServer) -> None:
+async def test_retry_after_ms_and_http_date(fault_server: FaultServer) -> None:
     later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    server.script("p", status(429, retry_after_ms=150), rate_limited(later), ok())
-    async with make(server, [["faulty:p"]], "faulty:agg", retry={"max_retry_after": 0.25}) as moa:
+    fault_server.script("p", status(429, retry_after_ms=150), rate_limited(later), ok())
+    async with make(
+        fault_server, [["faulty:p"]], "faulty:agg", retry={"max_retry_after": 0.25}
+    ) as moa:
         result = await moa.arun("hi")
     waits = [a.wait_s for a in by_agent(result.trace, "faulty:p").attempts]
     assert waits == [pytest.approx(0.15), 0.25, 0.0]  # the date (30 s away) is capped
-    assert server.gaps("p")[1] >= 0.25 - 0.01
+    assert fault_server.gaps("p")[1] >= 0.25 - 0.01
 
 
-async def test_retry_after_is_capped(server: FaultServer) -> None:
-    server.script("p", rate_limited(30))
+async def test_retry_after_is_capped(fault_server: FaultServer) -> None:
+    fault_server.script("p", rate_limited(30))
     start = time.monotonic()
-    async with make(server, [["faulty:p"]], "faulty:agg", retry={"max_retry_after": 0.1}) as moa:
+    async with make(
+        fault_server, [["faulty:p"]], "faulty:agg", retry={"max_retry_after": 0.1}
+    ) as moa:
         await moa.arun("hi")
     assert time.monotonic() - start < 1.0
-    assert 0.1 - 0.01 <= server.gaps("p")[0] < 0.1 + MARGIN
+    assert 0.1 - 0.01 <= fault_server.gaps("p")[0] < 0.1 + MARGIN
 
 
-async def test_backoff_is_exponential_capped_and_counted(server: FaultServer) -> None:
-    server.respond("p", status(500))
+async def test_backoff_is_exponential_capped_and_counted(fault_server: FaultServer) -> None:
+    fault_server.respond("p", status(500))
     retry = {"attempts": 4, "backoff": 0.04, "max_backoff": 0.1}
-    async with make(server, [["faulty:p", "faulty:q"]], "faulty:agg", retry=retry) as moa:
+    async with make(fault_server, [["faulty:p", "faulty:q"]], "faulty:agg", retry=retry) as moa:
         result = await moa.arun("hi")
     call = by_agent(result.trace, "faulty:p")
     assert not call.ok and call.error_type == "BackendError" and "HTTP 500" in (call.error or "")
     assert [a.wait_s for a in call.attempts] == [0.04, 0.08, 0.1, 0.0]
     assert [a.status for a in call.attempts] == [500] * 4
-    assert len(server.requests("p")) == 4
-    assert all(g >= w - 0.01 for g, w in zip(server.gaps("p"), [0.04, 0.08, 0.1], strict=True))
-    assert aggregator_refs(server.requests("agg")[0]) == ["answer from q"]
+    assert len(fault_server.requests("p")) == 4
+    assert all(
+        g >= w - 0.01 for g, w in zip(fault_server.gaps("p"), [0.04, 0.08, 0.1], strict=True)
+    )
+    assert aggregator_refs(fault_server.requests("agg")[0]) == ["answer from q"]
 
 
 async def test_jitter_stays_within_its_range() -> None:
@@ -260,17 +253,17 @@ NOT_RETRIED = [
 
 @pytest.mark.parametrize(("fault", "error_type", "code"), NOT_RETRIED)
 async def test_client_errors_are_not_retried(
-    server: FaultServer, fault: Any, error_type: str, code: int
+    fault_server: FaultServer, fault: Any, error_type: str, code: int
 ) -> None:
-    server.script("p", fault)
-    async with make(server, [["faulty:p", "faulty:q"]], "faulty:agg") as moa:
+    fault_server.script("p", fault)
+    async with make(fault_server, [["faulty:p", "faulty:q"]], "faulty:agg") as moa:
         result = await moa.arun("hi")
     call = by_agent(result.trace, "faulty:p")
     assert not call.ok and call.error_type == error_type
     assert len(call.attempts) == 1 and call.attempts[0].status == code
     assert call.attempts[0].wait_s == 0
-    assert len(server.requests("p")) == 1
-    assert aggregator_refs(server.requests("agg")[0]) == ["answer from q"]
+    assert len(fault_server.requests("p")) == 1
+    assert aggregator_refs(fault_server.requests("agg")[0]) == ["answer from q"]
 
 
 @pytest.mark.parametrize(
@@ -286,10 +279,10 @@ async def test_client_errors_are_not_retried(
     ],
 )
 async def test_backend_errors_carry_status_body_and_model(
-    server: FaultServer, fault: Any, kind: type[BackendError], code: int | None
+    fault_server: FaultServer, fault: Any, kind: type[BackendError], code: int | None
 ) -> None:
-    server.script("m", fault)
-    backend = OpenAICompatBackend(base_url=server.base_url, api_key=None)
+    fault_server.script("m", fault)
+    backend = OpenAICompatBackend(base_url=fault_server.base_url, api_key=None)
     request = Request(model="m", messages=[Message("user", "hi")], settings=Settings())
     try:
         with pytest.raises(kind) as info:
@@ -308,34 +301,34 @@ async def test_backend_errors_carry_status_body_and_model(
 
 
 # 2. deadlines -------------------------------------------------------------------------------
-async def test_per_call_timeout_cancels_the_request(server: FaultServer) -> None:
-    server.respond("p", ok().slow(5))
+async def test_per_call_timeout_cancels_the_request(fault_server: FaultServer) -> None:
+    fault_server.respond("p", ok().slow(5))
     start = time.monotonic()
     async with make(
-        server, [["faulty:p", "faulty:q"]], "faulty:agg", timeout=0.2, retry={"attempts": 1}
+        fault_server, [["faulty:p", "faulty:q"]], "faulty:agg", timeout=0.2, retry={"attempts": 1}
     ) as moa:
         result = await moa.arun("hi")
     assert time.monotonic() - start < 0.2 + MARGIN + 0.2
     call = by_agent(result.trace, "faulty:p")
     assert call.error_type == "BackendTimeout" and "0.2s" in (call.error or "")
-    assert server.wait_idle()
-    assert server.requests("p")[0].disconnected  # the server saw the client hang up
+    assert fault_server.wait_idle()
+    assert fault_server.requests("p")[0].disconnected  # the server saw the client hang up
 
 
-async def test_agent_timeout_overrides_the_recipe(server: FaultServer) -> None:
-    server.respond("p", ok().slow(0.4))
+async def test_agent_timeout_overrides_the_recipe(fault_server: FaultServer) -> None:
+    fault_server.respond("p", ok().slow(0.4))
     layers = [[{"model": "faulty:p", "timeout": 0.1}, "faulty:q"]]
-    async with make(server, layers, "faulty:agg", timeout=5, retry={"attempts": 1}) as moa:
+    async with make(fault_server, layers, "faulty:agg", timeout=5, retry={"attempts": 1}) as moa:
         result = await moa.arun("hi")
     assert by_agent(result.trace, "faulty:p").error_type == "BackendTimeout"
 
 
-async def test_deadline_in_a_layer_cancels_slow_agents(server: FaultServer) -> None:
+async def test_deadline_in_a_layer_cancels_slow_agents(fault_server: FaultServer) -> None:
     for name in ("a", "b", "c"):
-        server.respond(name, ok().slow(5))
+        fault_server.respond(name, ok().slow(5))
     start = time.monotonic()
     async with make(
-        server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", deadline=0.4, timeout=10
+        fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", deadline=0.4, timeout=10
     ) as moa:
         with pytest.raises(DeadlineExceeded) as info:
             await moa.arun("hi")
@@ -346,30 +339,30 @@ async def test_deadline_in_a_layer_cancels_slow_agents(server: FaultServer) -> N
     assert all("deadline" in f.error for f in error.failures)
     assert error.trace.outcome == "error"
     assert all(c.attempts[-1].error_type == "Cancelled" for c in error.trace.calls)
-    assert server.wait_idle()
-    assert all(s.disconnected for s in server.requests())
-    assert not server.requests("agg")
+    assert fault_server.wait_idle()
+    assert all(s.disconnected for s in fault_server.requests())
+    assert not fault_server.requests("agg")
     assert not other_tasks()
 
 
-async def test_deadline_during_the_aggregator(server: FaultServer) -> None:
-    server.respond("agg", ok().slow(5))
+async def test_deadline_during_the_aggregator(fault_server: FaultServer) -> None:
+    fault_server.respond("agg", ok().slow(5))
     start = time.monotonic()
-    async with make(server, [["faulty:p"]], "faulty:agg", deadline=0.3, timeout=10) as moa:
+    async with make(fault_server, [["faulty:p"]], "faulty:agg", deadline=0.3, timeout=10) as moa:
         with pytest.raises(DeadlineExceeded) as info:
             await moa.arun("hi")
     assert time.monotonic() - start < 0.3 + MARGIN
     assert [f.agent for f in info.value.failures] == ["faulty:agg"]
-    assert server.wait_idle() and server.requests("agg")[0].disconnected
+    assert fault_server.wait_idle() and fault_server.requests("agg")[0].disconnected
 
 
 async def test_deadline_ends_with_the_best_proposal_when_the_recipe_allows(
-    server: FaultServer,
+    fault_server: FaultServer,
 ) -> None:
-    server.respond("agg", ok().slow(5))
+    fault_server.respond("agg", ok().slow(5))
     start = time.monotonic()
     async with make(
-        server,
+        fault_server,
         [["faulty:p", "faulty:q"]],
         "faulty:agg",
         deadline=0.3,
@@ -383,11 +376,15 @@ async def test_deadline_ends_with_the_best_proposal_when_the_recipe_allows(
     assert "DeadlineExceeded" in result.trace.notes[0]
 
 
-async def test_retries_stop_at_the_deadline(server: FaultServer) -> None:
-    server.respond("p", status(503))
+async def test_retries_stop_at_the_deadline(fault_server: FaultServer) -> None:
+    fault_server.respond("p", status(503))
     start = time.monotonic()
     async with make(
-        server, [["faulty:p"]], "faulty:agg", deadline=0.5, retry={"attempts": 20, "backoff": 0.2}
+        fault_server,
+        [["faulty:p"]],
+        "faulty:agg",
+        deadline=0.5,
+        retry={"attempts": 20, "backoff": 0.2},
     ) as moa:
         with pytest.raises(RunError):
             await moa.arun("hi")
@@ -413,28 +410,32 @@ async def test_a_passed_deadline_starts_no_further_layer() -> None:
 
 
 # 3. quorum, grace, fallbacks, best proposal -------------------------------------------------
-async def test_without_grace_a_layer_waits_for_every_agent(server: FaultServer) -> None:
-    server.respond("c", ok("late").slow(0.3))
+async def test_without_grace_a_layer_waits_for_every_agent(fault_server: FaultServer) -> None:
+    fault_server.respond("c", ok("late").slow(0.3))
     layer = {"agents": ["faulty:a", "faulty:b", "faulty:c"], "quorum": 2}
-    async with make(server, [layer], "faulty:agg") as moa:
+    async with make(fault_server, [layer], "faulty:agg") as moa:
         result = await moa.arun("hi")
-    assert aggregator_refs(server.requests("agg")[0]) == ["answer from a", "answer from b", "late"]
+    assert aggregator_refs(fault_server.requests("agg")[0]) == [
+        "answer from a",
+        "answer from b",
+        "late",
+    ]
     assert result.trace.outcome == "ok"
 
 
-async def test_grace_cancels_a_straggler(server: FaultServer) -> None:
-    server.respond("c", ok("late").slow(5))
+async def test_grace_cancels_a_straggler(fault_server: FaultServer) -> None:
+    fault_server.respond("c", ok("late").slow(5))
     layer = {"agents": ["faulty:a", "faulty:b", "faulty:c"], "quorum": 2, "grace": 0.1}
     start = time.monotonic()
-    async with make(server, [layer], "faulty:agg", timeout=10) as moa:
+    async with make(fault_server, [layer], "faulty:agg", timeout=10) as moa:
         result = await moa.arun("hi")
     assert time.monotonic() - start < 0.1 + MARGIN + 0.2
     straggler = by_agent(result.trace, "faulty:c")
     assert straggler.error_type == "Cancelled" and "0.1s after the layer's quorum" in (
         straggler.error or ""
     )
-    assert aggregator_refs(server.requests("agg")[0]) == ["answer from a", "answer from b"]
-    assert server.wait_idle() and server.requests("c")[0].disconnected
+    assert aggregator_refs(fault_server.requests("agg")[0]) == ["answer from a", "answer from b"]
+    assert fault_server.wait_idle() and fault_server.requests("c")[0].disconnected
 
 
 async def test_grace_with_the_fake_backend_records_the_cancellation() -> None:
@@ -447,13 +448,13 @@ async def test_grace_with_the_fake_backend_records_the_cancellation() -> None:
     assert "synthesis of 1 responses" in result.text
 
 
-async def test_below_quorum_raises_naming_every_failure(server: FaultServer) -> None:
-    server.script("a", status(400))
-    server.script("b", status(401))
-    server.respond("c", ok().slow(5))
+async def test_below_quorum_raises_naming_every_failure(fault_server: FaultServer) -> None:
+    fault_server.script("a", status(400))
+    fault_server.script("b", status(401))
+    fault_server.respond("c", ok().slow(5))
     layer = {"agents": ["faulty:a", "faulty:b", "faulty:c"], "quorum": 2}
     start = time.monotonic()
-    async with make(server, [layer], "faulty:agg", timeout=10) as moa:
+    async with make(fault_server, [layer], "faulty:agg", timeout=10) as moa:
         with pytest.raises(QuorumError) as info:
             await moa.arun("hi")
     error = info.value
@@ -464,30 +465,30 @@ async def test_below_quorum_raises_naming_every_failure(server: FaultServer) -> 
     assert "can no longer reach its quorum" in causes["faulty:c"].error
     for name in ("faulty:a", "faulty:b", "faulty:c"):
         assert name in str(error)
-    assert not server.requests("agg")  # nothing was synthesised from errors
+    assert not fault_server.requests("agg")  # nothing was synthesised from errors
     assert error.trace is not None and error.trace.outcome == "error"
 
 
-async def test_failed_agents_are_never_injected(server: FaultServer) -> None:
-    server.respond("b", status(500))
-    server.respond("c", empty_choices())
+async def test_failed_agents_are_never_injected(fault_server: FaultServer) -> None:
+    fault_server.respond("b", status(500))
+    fault_server.respond("c", empty_choices())
     layers = [["faulty:a", "faulty:b", "faulty:c", "faulty:d"]]
-    async with make(server, layers, "faulty:agg") as moa:
+    async with make(fault_server, layers, "faulty:agg") as moa:
         await moa.arun("hi")
-    refs = aggregator_refs(server.requests("agg")[0])
+    refs = aggregator_refs(fault_server.requests("agg")[0])
     assert refs == ["answer from a", "answer from d"]
-    system = server.requests("agg")[0].messages[0]["content"]
+    system = fault_server.requests("agg")[0].messages[0]["content"]
     assert "None" not in system and "500" not in system and "Error" not in system
 
 
-async def test_fallbacks_are_tried_in_order(server: FaultServer) -> None:
-    server.respond("a", status(404))
-    server.respond("b", status(500))
-    server.script("c", ok("from c"))
+async def test_fallbacks_are_tried_in_order(fault_server: FaultServer) -> None:
+    fault_server.respond("a", status(404))
+    fault_server.respond("b", status(500))
+    fault_server.script("c", ok("from c"))
     agent = {"model": "faulty:a", "fallbacks": ["faulty:b", "faulty:c", "faulty:d"]}
-    async with make(server, [[agent]], "faulty:agg", retry={"attempts": 2}) as moa:
+    async with make(fault_server, [[agent]], "faulty:agg", retry={"attempts": 2}) as moa:
         result = await moa.arun("hi")
-    order = [s.model for s in server.requests() if s.model != "agg"]
+    order = [s.model for s in fault_server.requests() if s.model != "agg"]
     assert order == ["a", "b", "b", "c"]
     call = result.trace.layer(1)[0]
     assert call.ok and call.model == "faulty:c" and call.text == "from c"
@@ -499,22 +500,25 @@ async def test_fallbacks_are_tried_in_order(server: FaultServer) -> None:
     ]
 
 
-async def test_aggregator_fallbacks(server: FaultServer) -> None:
-    server.respond("agg", status(401))
+async def test_aggregator_fallbacks(fault_server: FaultServer) -> None:
+    fault_server.respond("agg", status(401))
     aggregator = {"model": "faulty:agg", "fallbacks": ["faulty:agg2"]}
-    async with make(server, [["faulty:p"]], aggregator) as moa:
+    async with make(fault_server, [["faulty:p"]], aggregator) as moa:
         result = await moa.arun("hi")
     assert result.text == "synthesis of 1 answers by agg2"
     assert not result.best_proposal and result.trace.outcome == "ok"
-    assert [s.model for s in server.requests() if s.model.startswith("agg")] == ["agg", "agg2"]
+    assert [s.model for s in fault_server.requests() if s.model.startswith("agg")] == [
+        "agg",
+        "agg2",
+    ]
 
 
-async def test_every_aggregator_failing_names_each_cause(server: FaultServer) -> None:
-    server.respond("agg", status(401))
-    server.respond("agg2", status(400))
-    server.respond("agg3", malformed())
+async def test_every_aggregator_failing_names_each_cause(fault_server: FaultServer) -> None:
+    fault_server.respond("agg", status(401))
+    fault_server.respond("agg2", status(400))
+    fault_server.respond("agg3", malformed())
     aggregator = {"model": "faulty:agg", "fallbacks": ["faulty:agg2", "faulty:agg3"]}
-    async with make(server, [["faulty:p"]], aggregator, retry={"attempts": 2}) as moa:
+    async with make(fault_server, [["faulty:p"]], aggregator, retry={"attempts": 2}) as moa:
         with pytest.raises(AggregationError) as info:
             await moa.arun("hi")
     failures = {f.model: f for f in info.value.failures}
@@ -526,10 +530,12 @@ async def test_every_aggregator_failing_names_each_cause(server: FaultServer) ->
     assert "HTTP 401" in message and "HTTP 400" in message and "malformed" in message
 
 
-async def test_best_proposal_is_marked_in_result_trace_and_stream(server: FaultServer) -> None:
-    server.respond("agg", status(500))
+async def test_best_proposal_is_marked_in_result_trace_and_stream(
+    fault_server: FaultServer,
+) -> None:
+    fault_server.respond("agg", status(500))
     async with make(
-        server,
+        fault_server,
         [["faulty:p", "faulty:q"]],
         "faulty:agg",
         on_aggregator_failure="best_proposal",
@@ -548,16 +554,16 @@ async def test_best_proposal_is_marked_in_result_trace_and_stream(server: FaultS
     assert not agg.ok and len(agg.attempts) == 3
 
 
-async def test_best_proposal_needs_a_proposal(server: FaultServer) -> None:
-    server.respond("agg", status(500))
-    async with make(server, [], "faulty:agg", on_aggregator_failure="best_proposal") as moa:
+async def test_best_proposal_needs_a_proposal(fault_server: FaultServer) -> None:
+    fault_server.respond("agg", status(500))
+    async with make(fault_server, [], "faulty:agg", on_aggregator_failure="best_proposal") as moa:
         with pytest.raises(AggregationError):
             await moa.arun("hi")
 
 
-async def test_error_mode_is_the_default(server: FaultServer) -> None:
-    server.respond("agg", status(503))
-    async with make(server, [["faulty:p"]], "faulty:agg") as moa:
+async def test_error_mode_is_the_default(fault_server: FaultServer) -> None:
+    fault_server.respond("agg", status(503))
+    async with make(fault_server, [["faulty:p"]], "faulty:agg") as moa:
         with pytest.raises(AggregationError) as info:
             await moa.arun("hi")
     assert "faulty:agg" in str(info.value) and "HTTP 503" in str(info.value)
@@ -565,79 +571,72 @@ async def test_error_mode_is_the_default(server: FaultServer) -> None:
 
 
 # 4. rate and concurrency limits -------------------------------------------------------------
-def starts(server: FaultServer) -> list[float]:
-    return sorted(s.started for s in server.requests())
+def starts(fault_server: FaultServer) -> list[float]:
+    return sorted(s.started for s in fault_server.requests())
 
 
-async def test_rpm_is_a_sliding_window_shared_by_runs(server: FaultServer, limits: Limits) -> None:
-    first = make(server, [["faulty:a", "faulty:b"]], "faulty:agg", limits=limits)
-    second = make(server, [["faulty:c", "faulty:d"]], "faulty:agg", limits=limits)
+async def test_rpm_is_a_sliding_window_shared_by_runs(
+    fault_server: FaultServer, limits: Limits
+) -> None:
+    first = make(fault_server, [["faulty:a", "faulty:b"]], "faulty:agg", limits=limits)
+    second = make(fault_server, [["faulty:c", "faulty:d"]], "faulty:agg", limits=limits)
     async with first, second:
         # warm the clients up first: a first connection's delay would blur the timings
         await asyncio.gather(first.arun("warm"), second.arun("warm"))
-        server.reset_record()
+        fault_server.reset_record()
         limits.configure("faulty", rpm=3, period=0.3)
         await asyncio.gather(first.arun("1"), second.arun("2"), first.arun("3"))
-    times = starts(server)
+    times = starts(fault_server)
     assert len(times) == 9
     # never more than 3 requests in any 0.3 s, so 9 requests span at least two periods
     assert all(b - a >= 0.3 - 0.04 for a, b in zip(times, times[3:], strict=False))
     assert times[-1] - times[0] >= 0.6 - 0.04
 
 
-async def test_tpm_spaces_calls_by_their_tokens(server: FaultServer, limits: Limits) -> None:
+async def test_tpm_spaces_calls_by_their_tokens(fault_server: FaultServer, limits: Limits) -> None:
     # each call books about its prompt and max_tokens (100): 250 a period lets two through
     layers = [[{"model": f"faulty:p{i}", "max_tokens": 100} for i in range(4)]]
     aggregator = {"model": "faulty:agg", "max_tokens": 100}
-    async with make(server, layers, aggregator, limits=limits) as moa:
+    async with make(fault_server, layers, aggregator, limits=limits) as moa:
         await moa.arun("warm")  # open the connections first: their delay blurs the timings
-        server.reset_record()
+        fault_server.reset_record()
         limits.configure("faulty", tpm=250, period=0.25)
         result = await moa.arun("hi")
-    times = starts(server)
+    times = starts(fault_server)
     assert len(times) == 5
     assert all(b - a >= 0.25 - 0.04 for a, b in zip(times, times[2:], strict=False))
     queued = [a.queued_s for c in result.trace.calls for a in c.attempts]
     assert max(queued) >= 0.25 - 0.02  # the trace shows the wait
 
 
-def max_in_flight(seen: list[Seen]) -> int:
-    events = sorted(
-        [(s.started, 1) for s in seen] + [(s.finished or s.started, -1) for s in seen],
-        key=lambda e: (e[0], e[1]),
-    )
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    return peak
-
-
-async def test_concurrency_is_shared_by_runs(server: FaultServer, limits: Limits) -> None:
+async def test_concurrency_is_shared_by_runs(fault_server: FaultServer, limits: Limits) -> None:
     limits.configure("faulty", concurrency=2)
     for name in ("a", "b", "c"):
-        server.respond(name, ok().slow(0.1))
-    one = make(server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
-    two = make(server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
+        fault_server.respond(name, ok().slow(0.1))
+    one = make(fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
+    two = make(fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
     start = time.monotonic()
     async with one, two:
         await asyncio.gather(one.arun("1"), two.arun("2"))
-    assert max_in_flight(server.requests()) == 2
+    gate = limits.gate("faulty")
+    # counted by the gate as calls enter and leave it (the server's clock cannot order one
+    # call's end before the next one's start); that the HTTP calls waited for it, time shows
+    assert gate.peak_in_use == 2
     assert time.monotonic() - start >= 0.3  # 6 slow calls, 2 at a time
-    assert limits.gate("faulty").in_use == 0
+    assert len(fault_server.requests()) == 8 and gate.in_use == 0
 
 
 def test_concurrency_is_shared_across_threads_and_event_loops(
-    server: FaultServer, limits: Limits
+    fault_server: FaultServer, limits: Limits
 ) -> None:
     limits.configure("faulty", concurrency=1)
-    server.respond("a", ok().slow(0.1))
-    server.respond("b", ok().slow(0.1))
+    fault_server.respond("a", ok().slow(0.1))
+    fault_server.respond("b", ok().slow(0.1))
     errors: list[BaseException] = []
 
     def work() -> None:
         try:  # MoA.run: a private event loop in each thread
-            with make(server, [["faulty:a", "faulty:b"]], "faulty:agg", limits=limits) as moa:
+            with make(fault_server, [["faulty:a", "faulty:b"]], "faulty:agg", limits=limits) as moa:
                 moa.run("hi")
         except BaseException as exc:
             errors.append(exc)
@@ -648,37 +647,41 @@ def test_concurrency_is_shared_across_threads_and_event_loops(
     for t in threads:
         t.join(timeout=10)
     assert not errors
-    assert len(server.requests()) == 6
-    assert max_in_flight(server.requests()) == 1
+    assert len(fault_server.requests()) == 6
+    assert limits.gate("faulty").peak_in_use == 1
 
 
-async def test_cancelled_waiters_give_their_slot_back(server: FaultServer, limits: Limits) -> None:
+async def test_cancelled_waiters_give_their_slot_back(
+    fault_server: FaultServer, limits: Limits
+) -> None:
     limits.configure("faulty", concurrency=1)
-    server.respond("a", ok().slow(5))
-    moa = make(server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
+    fault_server.respond("a", ok().slow(5))
+    moa = make(fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg", limits=limits)
     async with moa:
         task = asyncio.create_task(moa.arun("hi"))
-        await asyncio.sleep(0.2)
+        # a holds the only slot; b and c wait for it
+        assert await asyncio.to_thread(fault_server.wait_in_flight, 1, "a")
+        assert limits.gate("faulty").in_use == 1 and not fault_server.requests("b")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert limits.gate("faulty").in_use == 0
-        server.respond("a", ok())
+        fault_server.respond("a", ok())
         result = await moa.arun("again")  # the slot is free again
     assert result.trace.outcome == "ok"
 
 
 async def test_recipe_limits_are_shared_by_its_runs_and_configure_nothing(
-    server: FaultServer,
+    fault_server: FaultServer,
 ) -> None:
     data = recipe(
-        server,
         [["faulty:a", "faulty:b"]],
         "faulty:agg",
+        server=fault_server,
         provider={"rpm": 600, "tpm": 100_000, "concurrency": 1},
     )
     for name in ("a", "b", "agg"):
-        server.respond(name, ok().slow(0.05))
+        fault_server.respond(name, ok().slow(0.05))
     try:
         first, second = MoA(data, env={}), MoA(data, env={})
         assert first.limits is LIMITS
@@ -689,7 +692,8 @@ async def test_recipe_limits_are_shared_by_its_runs_and_configure_nothing(
         assert LIMITS.gate("faulty", second.plan.limits["faulty"]) is gate  # one gate, one state
         async with first, second:
             await asyncio.gather(first.arun("1"), second.arun("2"))
-        assert max_in_flight(server.requests()) == 1  # both runs went through the one slot
+        assert gate.peak_in_use == 1  # both runs went through the one slot
+        assert len(fault_server.requests()) == 6
         assert gate.in_use == 0 and LIMITS.gate("faulty").concurrency is None
     finally:
         LIMITS.reset()
@@ -699,21 +703,21 @@ async def test_recipe_limits_are_shared_by_its_runs_and_configure_nothing(
 LONG = "word " * 800  # about 1300 estimated tokens
 
 
-async def test_references_are_trimmed_fairly_to_the_window(server: FaultServer) -> None:
-    server.n_ctx["agg"] = 1000  # the server enforces its window too
-    server.script("a", ok("short answer"))
-    server.script("b", ok("b " + LONG))
-    server.script("c", ok("c " + LONG + LONG))
+async def test_references_are_trimmed_fairly_to_the_window(fault_server: FaultServer) -> None:
+    fault_server.n_ctx["agg"] = 1000  # the server enforces its window too
+    fault_server.script("a", ok("short answer"))
+    fault_server.script("b", ok("b " + LONG))
+    fault_server.script("c", ok("c " + LONG + LONG))
     prompt = "please keep every word of this question " * 5
     async with make(
-        server,
+        fault_server,
         [["faulty:a", "faulty:b", "faulty:c"]],
         {"model": "faulty:agg", "max_tokens": 200},
         provider={"context_windows": {"agg": 1000}},
     ) as moa:
         result = await moa.arun(prompt)
     assert result.trace.outcome == "ok"
-    seen = server.requests("agg")[0]
+    seen = fault_server.requests("agg")[0]
     assert seen.outcome == "ok"  # the request fitted the server's window
     assert seen.messages[-1] == {"role": "user", "content": prompt}  # never cut
     refs = aggregator_refs(seen)
@@ -729,44 +733,48 @@ async def test_references_are_trimmed_fairly_to_the_window(server: FaultServer) 
 
 
 async def test_without_a_known_window_the_server_error_is_a_context_length_error(
-    server: FaultServer,
+    fault_server: FaultServer,
 ) -> None:
-    server.n_ctx["agg"] = 300
-    server.context_style = "llamacpp"
-    server.script("a", ok("a " + LONG))
-    async with make(server, [["faulty:a"]], "faulty:agg") as moa:
+    fault_server.n_ctx["agg"] = 300
+    fault_server.context_style = "llamacpp"
+    fault_server.script("a", ok("a " + LONG))
+    async with make(fault_server, [["faulty:a"]], "faulty:agg") as moa:
         with pytest.raises(AggregationError) as info:
             await moa.arun("hi")
     (failure,) = info.value.failures
     assert failure.error_type == "ContextLengthError" and failure.model == "faulty:agg"
-    assert len(server.requests("agg")) == 1  # not retried
+    assert len(fault_server.requests("agg")) == 1  # not retried
 
 
-async def test_a_prompt_that_does_not_fit_alone_is_refused_not_cut(server: FaultServer) -> None:
+async def test_a_prompt_that_does_not_fit_alone_is_refused_not_cut(
+    fault_server: FaultServer,
+) -> None:
     async with make(
-        server,
+        fault_server,
         [],
         {"model": "faulty:agg", "fallbacks": ["faulty:big"]},
         provider={"context_windows": {"agg": 600, "big": 100_000}},
     ) as moa:
         result = await moa.arun(LONG)
     # agg refused it before any request; the fallback with a larger window got it whole
-    assert [s.model for s in server.requests()] == ["big"]
-    assert server.requests("big")[0].messages[-1]["content"] == LONG
+    assert [s.model for s in fault_server.requests()] == ["big"]
+    assert fault_server.requests("big")[0].messages[-1]["content"] == LONG
     attempts = result.trace.calls[0].attempts
     assert (attempts[0].model, attempts[0].error_type) == ("faulty:agg", "ContextLengthError")
 
 
 async def test_a_prompt_too_long_for_every_model_raises_naming_the_model(
-    server: FaultServer,
+    fault_server: FaultServer,
 ) -> None:
-    async with make(server, [], {"model": "faulty:agg", "context_window": 600}, provider={}) as moa:
+    async with make(
+        fault_server, [], {"model": "faulty:agg", "context_window": 600}, provider={}
+    ) as moa:
         with pytest.raises(AggregationError) as info:
             await moa.arun(LONG)
     (failure,) = info.value.failures
     assert failure.error_type == "ContextLengthError" and failure.model == "faulty:agg"
     assert "context window of 600" in failure.error
-    assert not server.requests()
+    assert not fault_server.requests()
 
 
 def test_fit_shares_the_budget_fairly() -> None:
@@ -837,24 +845,23 @@ async def test_a_configuration_error_in_a_layer_is_raised_not_swallowed() -> Non
 
 
 # 7. cancellation ----------------------------------------------------------------------------
-async def test_cancelling_arun_cancels_every_call(server: FaultServer) -> None:
+async def test_cancelling_arun_cancels_every_call(fault_server: FaultServer) -> None:
     for name in ("a", "b", "c"):
-        server.respond(name, ok().slow(5))
-    async with make(server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg") as moa:
+        fault_server.respond(name, ok().slow(5))
+    async with make(fault_server, [["faulty:a", "faulty:b", "faulty:c"]], "faulty:agg") as moa:
         task = asyncio.create_task(moa.arun("hi"))
-        await asyncio.sleep(0.2)
-        assert len(server.in_flight()) == 3
+        assert await asyncio.to_thread(fault_server.wait_in_flight, 3)  # every call is out
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert not other_tasks()
-    assert server.wait_idle()
-    assert [s.disconnected for s in server.requests()] == [True, True, True]
+    assert fault_server.wait_idle()
+    assert [s.disconnected for s in fault_server.requests()] == [True, True, True]
 
 
-async def test_closing_astream_early_cancels_the_aggregator(server: FaultServer) -> None:
-    server.respond("agg", ok("one two three four five six", token_delay=0.5))
-    async with make(server, [["faulty:p"]], "faulty:agg", timeout=10) as moa:
+async def test_closing_astream_early_cancels_the_aggregator(fault_server: FaultServer) -> None:
+    fault_server.respond("agg", ok("one two three four five six", token_delay=0.5))
+    async with make(fault_server, [["faulty:p"]], "faulty:agg", timeout=10) as moa:
         stream = moa.astream("hi")
         assert isinstance(stream, AsyncIterator)
         async for event in stream:
@@ -863,49 +870,60 @@ async def test_closing_astream_early_cancels_the_aggregator(server: FaultServer)
         await stream.aclose()  # type: ignore[attr-defined]
         await settle()
         assert not other_tasks()
-    assert server.wait_idle()
-    assert server.requests("agg")[0].disconnected
+    assert fault_server.wait_idle()
+    assert fault_server.requests("agg")[0].disconnected
 
 
-async def test_closing_astream_in_a_layer_cancels_the_proposers(server: FaultServer) -> None:
-    server.respond("b", ok().slow(5))
-    async with make(server, [["faulty:a", "faulty:b"]], "faulty:agg", timeout=10) as moa:
+async def test_closing_astream_in_a_layer_cancels_the_proposers(fault_server: FaultServer) -> None:
+    fault_server.respond("b", ok().slow(5))
+    async with make(fault_server, [["faulty:a", "faulty:b"]], "faulty:agg", timeout=10) as moa:
         stream = moa.astream("hi")
         async for event in stream:
             if isinstance(event, AgentFinished):  # a answered; b is still running
                 break
-        for _ in range(500):  # on a busy machine b's request may not have reached the server yet
-            if server.requests("b"):
-                break
-            await asyncio.sleep(0.01)
+        # on a busy machine b's request may not have reached the server yet
+        assert await asyncio.to_thread(fault_server.wait_in_flight, 1, "b")
         await stream.aclose()  # type: ignore[attr-defined]
         assert not other_tasks()
-    assert server.wait_idle()
-    assert server.requests("b")[0].disconnected
-    assert not server.requests("agg")
+    assert fault_server.wait_idle()
+    assert fault_server.requests("b")[0].disconnected
+    assert not fault_server.requests("agg")
 
 
-def test_closing_the_sync_stream_cancels_every_call(server: FaultServer) -> None:
-    server.respond("b", ok().slow(5))
-    with make(server, [["faulty:a", "faulty:b"]], "faulty:agg", timeout=10) as moa:
-        events = moa.stream("hi")
+def test_closing_the_sync_stream_cancels_every_call(fault_server: FaultServer) -> None:
+    fault_server.respond("a", ok().once_seen("b"))  # so b is out when a has answered
+    fault_server.respond("b", ok().slow(5))
+    with make(fault_server, [["faulty:a", "faulty:b"]], "faulty:agg", timeout=10) as moa:
+        events = moa.stream("hi")  # its event loop runs only while we wait for an event
         next(e for e in events if isinstance(e, AgentFinished))
-        for _ in range(500):  # on a busy machine b's request may not have reached the server yet
-            if server.requests("b"):
-                break
-            time.sleep(0.01)
+        assert "b" in [s.model for s in fault_server.in_flight()]
         events.close()  # type: ignore[attr-defined]
-    assert server.wait_idle()
-    assert server.requests("b")[0].disconnected
+    assert fault_server.wait_idle()
+    assert fault_server.requests("b")[0].disconnected
+
+
+class Counted(FakeBackend):
+    """A FakeBackend that sets `under_way` once `count` calls have started."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+        self.under_way = asyncio.Event()
+
+    async def _answer(self, request: Request) -> Any:
+        if len(self.calls) + 1 >= self.count:
+            self.under_way.set()  # no await before the call starts: it is under way
+        return await super()._answer(request)
 
 
 async def test_cancellation_with_the_fake_backend() -> None:
-    fake = FakeBackend().latency("a", 5).latency("b", 5)
+    fake = Counted(2)
+    fake.latency("a", 5).latency("b", 5)
     async with MoA(
         {"layers": [["fake:a", "fake:b"]], "aggregator": "fake:agg"}, backends={"fake": fake}
     ) as moa:
         task = asyncio.create_task(moa.arun("hi"))
-        await asyncio.sleep(0.05)
+        await fake.under_way.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -918,21 +936,21 @@ async def test_the_key_is_sent_but_never_shown(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with FaultServer(api_key=SECRET) as server:
-        server.script("a", unauthorized(echo_key=True))
-        server.respond("b", status(500))
-        server.respond("agg", unauthorized(echo_key=True))
+    with FaultServer(api_key=SECRET) as fault_server:
+        fault_server.script("a", unauthorized(echo_key=True))
+        fault_server.respond("b", status(500))
+        fault_server.respond("agg", unauthorized(echo_key=True))
         data = recipe(
-            server,
             [["faulty:a", "faulty:b", "faulty:c"]],
             "faulty:agg",
+            server=fault_server,
             provider={"api_key_env": "FAULTY_KEY"},
         )
         async with MoA(data, env={"FAULTY_KEY": SECRET}, limits=Limits()) as moa:
             with pytest.raises(AggregationError) as info:
                 await moa.arun("hi")
         # the server received the key with every request
-        assert {s.key_sha256 for s in server.requests()} == {sha256(SECRET)}
+        assert {s.key_sha256 for s in fault_server.requests()} == {sha256(SECRET)}
         assert by_agent(info.value.trace, "faulty:c").ok
     error = info.value
     shown = [
@@ -960,9 +978,9 @@ def test_a_missing_key_names_the_variable() -> None:
 
 
 # the fault server itself --------------------------------------------------------------------
-async def test_the_fault_server_keeps_scripts_in_order(server: FaultServer) -> None:
-    server.script("m", status(500), rate_limited(0), ok("third"))
-    backend = OpenAICompatBackend(base_url=server.base_url, api_key="k")
+async def test_the_fault_server_keeps_scripts_in_order(fault_server: FaultServer) -> None:
+    fault_server.script("m", status(500), rate_limited(0), ok("third"))
+    backend = OpenAICompatBackend(base_url=fault_server.base_url, api_key="k")
     request = Request(model="m", messages=[Message("user", "hi")])
     outcomes: list[str | int | None] = []
     try:
@@ -974,24 +992,26 @@ async def test_the_fault_server_keeps_scripts_in_order(server: FaultServer) -> N
     finally:
         await backend.aclose()
     assert outcomes == [500, 429, "third", "answer from m"]
-    assert all("authorization" not in s.headers for s in server.requests())
-    assert [s.outcome for s in server.requests()] == ["500", "429", "ok", "ok"]
+    assert all("authorization" not in s.headers for s in fault_server.requests())
+    assert [s.outcome for s in fault_server.requests()] == ["500", "429", "ok", "ok"]
 
 
 # what the lead added after review ------------------------------------------------------------
-async def test_an_empty_answer_is_retried_and_never_injected(server: FaultServer) -> None:
-    server.script("p", ok("   "), ok("real answer"))
-    server.respond("e", ok(""))
-    async with make(server, [["faulty:p", "faulty:e"]], "faulty:agg", retry={"attempts": 2}) as m:
+async def test_an_empty_answer_is_retried_and_never_injected(fault_server: FaultServer) -> None:
+    fault_server.script("p", ok("   "), ok("real answer"))
+    fault_server.respond("e", ok(""))
+    async with make(
+        fault_server, [["faulty:p", "faulty:e"]], "faulty:agg", retry={"attempts": 2}
+    ) as m:
         result = await m.arun("q")
-    assert aggregator_refs(server.requests("agg")[0]) == ["real answer"]
+    assert aggregator_refs(fault_server.requests("agg")[0]) == ["real answer"]
     empty = by_agent(result.trace, "faulty:e")
     assert not empty.ok and empty.error_type == "BadResponse"
     assert [a.error for a in empty.attempts] == ["the model answered with empty text"] * 2
 
 
 async def test_a_server_that_refuses_stream_options_is_asked_again_without(
-    server: FaultServer,
+    fault_server: FaultServer,
 ) -> None:
     refusal = status(
         400,
@@ -1004,12 +1024,12 @@ async def test_a_server_that_refuses_stream_options_is_asked_again_without(
             }
         },
     )
-    server.script("agg", refusal)
-    async with make(server, [], "faulty:agg", retry={"attempts": 1}) as m:
+    fault_server.script("agg", refusal)
+    async with make(fault_server, [], "faulty:agg", retry={"attempts": 1}) as m:
         events = [e async for e in m.astream("q")]
-        first, second = server.requests("agg")
+        first, second = fault_server.requests("agg")
         again = [e async for e in m.astream("q")]  # remembered: asked without it at once
     assert isinstance(events[-1], Finished) and events[-1].result.text
     assert "stream_options" in first.body and "stream_options" not in second.body
     assert isinstance(again[-1], Finished)
-    assert "stream_options" not in server.requests("agg")[2].body
+    assert "stream_options" not in fault_server.requests("agg")[2].body

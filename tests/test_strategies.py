@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from recipes import recipe
 
 from moa import AGGREGATE_PROMPT, FakeBackend, MoA, Token
 from moa.errors import RecipeError
@@ -27,15 +28,7 @@ from moa.strategies import (
 
 
 def make(fake: FakeBackend, strategy: dict[str, Any], **extra: Any) -> MoA:
-    data: dict[str, Any] = {
-        "name": "t",
-        "layers": [["fake:a", "fake:b", "fake:c"]],
-        "aggregator": "fake:agg",
-        "retry": {"attempts": 1},
-        "strategy": strategy,
-        **extra,
-    }
-    return MoA(data, backends={"fake": fake})
+    return MoA(recipe(strategy=strategy, **extra), backends={"fake": fake})
 
 
 def answers(fake: FakeBackend, *texts: str, models: str = "abc") -> None:

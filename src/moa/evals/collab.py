@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.evals.gsm8k import PROMPTS, load_problems, run_variant
+from moa.errors import ConfigError
+from moa.evals.gsm8k import load_problems, run_variant, template_of
 from moa.evals.report import Report, write_report
 from moa.evals.runner import Harness, RecipeLike, Variant, proposers
 from moa.recipe import Agent, Layer, Recipe, load_recipe
@@ -59,10 +60,20 @@ async def evaluate(
     offset: int = 0,
     prompt: str = "answer-line",
 ) -> Report:
+    loaded = load_recipe(recipe)
+    variants = variants_for(loaded, models)
+    if not variants:
+        compared = sorted(set(models)) or sorted({a.model for a in proposers(loaded)})
+        source = "--model" if models else f"the first layer of recipe {loaded.name!r}"
+        raise ConfigError(
+            f"collaborativeness compares two or more models, and {source} has "
+            f"{len(compared)}{': ' if compared else ''}{', '.join(compared)}; give several "
+            "with --model, or a recipe whose first layer has several (e.g. moa-local)"
+        )
     problems = load_problems(data, limit=limit, offset=offset)
-    template = PROMPTS.get(prompt, prompt)
+    template = template_of(prompt)
     rows: list[dict[str, Any]] = []
-    for name, alone, helped in variants_for(load_recipe(recipe), models):
+    for name, alone, helped in variants:
         a = await run_variant(harness, alone, problems, template)
         h = await run_variant(harness, helped, problems, template)
         rows.append(

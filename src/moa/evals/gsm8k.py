@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.evals.data import load_json_or_jsonl, packaged
+from moa.errors import ConfigError
+from moa.evals.data import load_json_or_jsonl, packaged, require
 from moa.evals.report import Report, write_report
 from moa.evals.runner import (
     Harness,
@@ -30,7 +31,15 @@ from moa.plan import compile_recipe
 from moa.recipe import Agent, Layer, Recipe, load_recipe
 from moa.strategies import Strategy
 
-__all__ = ["KINDS", "PROMPTS", "evaluate", "load_problems", "score", "variants_for"]
+__all__ = [
+    "KINDS",
+    "PROMPTS",
+    "evaluate",
+    "load_problems",
+    "score",
+    "template_of",
+    "variants_for",
+]
 
 PROMPTS = {
     "answer-line": (
@@ -50,11 +59,27 @@ def load_problems(
     """Problems with `id`, `question` and `gold` (the number after '####')."""
     rows = load_json_or_jsonl(path or packaged("gsm8k_test.jsonl"))
     out = []
+    where = path or "gsm8k_test.jsonl"
     for i, row in enumerate(rows):
+        require(row, ("question",), f"{where}: item {i}")
         gold = extract_number(str(row.get("answer", "")))
         out.append({"id": str(row.get("id", i)), "question": row["question"], "gold": gold})
     end = None if limit is None else offset + limit
     return out[offset:end]
+
+
+def template_of(prompt: str) -> str:
+    """The template of a prompt style ('answer-line', 'plain') or of a template itself, checked:
+    it may name {question} and nothing else."""
+    template = PROMPTS.get(prompt, prompt)
+    try:
+        template.format(question="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"--prompt: {template!r} is not a template of {{question}} ({exc!r}): use braces "
+            "for only {question}, or double them ({{ }}) for a literal brace"
+        ) from None
+    return template
 
 
 def score(text: str | None, gold: str | None) -> tuple[str | None, bool]:
@@ -195,7 +220,7 @@ async def evaluate(
 ) -> Report:
     """Run every variant of every recipe on the same problems; write the report."""
     problems = load_problems(data, limit=limit, offset=offset)
-    template = PROMPTS.get(prompt, prompt)
+    template = template_of(prompt)
     variants = dedupe([v for r in recipes for v in variants_for(load_recipe(r), kinds)])
     rows = []
     for variant in sorted(variants, key=lambda v: KINDS.index(v.kind)):

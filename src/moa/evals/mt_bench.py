@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.evals.data import load_json_or_jsonl, packaged
+from moa.errors import ConfigError
+from moa.evals.data import load_json_or_jsonl, packaged, require
 from moa.evals.report import Report, write_report
 from moa.evals.runner import (
     Harness,
@@ -52,16 +53,22 @@ def load_questions(
     categories: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Questions with `turns`, `category` and (for math, reasoning, coding) `reference`."""
-    rows = load_json_or_jsonl(path or packaged("mt_bench_questions.jsonl"))
-    refs = {
-        int(r["question_id"]): r["choices"][0]["turns"]
-        for r in load_json_or_jsonl(references or packaged("mt_bench_reference_gpt4.jsonl"))
-    }
+    path = path or packaged("mt_bench_questions.jsonl")
+    references = references or packaged("mt_bench_reference_gpt4.jsonl")
+    refs = {}
+    for i, r in enumerate(load_json_or_jsonl(references)):
+        require(r, ("question_id", "choices"), f"{references}: item {i}")
+        choices = r["choices"]
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+            raise ConfigError(f"{references}: item {i}: 'choices' must be a list of objects")
+        require(choices[0], ("turns",), f"{references}: item {i}: choices[0]")
+        refs[_question_id(r, f"{references}: item {i}")] = choices[0]["turns"]
     items = []
-    for row in rows:
+    for i, row in enumerate(load_json_or_jsonl(path)):
+        require(row, ("question_id", "category", "turns"), f"{path}: item {i}")
+        qid = _question_id(row, f"{path}: item {i}")
         if categories and row["category"] not in categories:
             continue
-        qid = int(row["question_id"])
         items.append(
             {
                 "id": str(qid),
@@ -72,6 +79,13 @@ def load_questions(
         )
     end = None if limit is None else offset + limit
     return items[offset:end]
+
+
+def _question_id(row: dict[str, Any], where: str) -> int:
+    try:
+        return int(row["question_id"])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: 'question_id' must be a number") from None
 
 
 def _prompts() -> dict[str, dict[str, Any]]:

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.evals.data import load_json_or_jsonl, packaged
+from moa.errors import ConfigError
+from moa.evals.data import load_json_or_jsonl, packaged, require
 from moa.evals.report import Report, write_report
 from moa.evals.runner import (
     Harness,
@@ -41,14 +42,16 @@ BRIEF_SYSTEM = (
 
 
 def _fastchat(name: str) -> tuple[str, str]:
-    for row in load_json_or_jsonl(packaged("mt_bench_judge_prompts.jsonl")):
-        if row["name"] == name:
-            return str(row["system_prompt"]), str(row["prompt_template"])
-    raise KeyError(name)
+    row = next(
+        r for r in load_json_or_jsonl(packaged("mt_bench_judge_prompts.jsonl")) if r["name"] == name
+    )
+    return str(row["system_prompt"]), str(row["prompt_template"])
 
 
 def judge_prompt(style: str) -> tuple[str, str]:
     """(system, template with {question}, {answer_a}, {answer_b}) of a judge prompt style."""
+    if style not in JUDGE_PROMPTS:
+        raise ConfigError(f"unknown judge prompt {style!r}; use {', '.join(JUDGE_PROMPTS)}")
     if style == "brief":
         return BRIEF_SYSTEM, _fastchat("pair-v2")[1]
     return _fastchat(style)
@@ -81,8 +84,7 @@ def load_pairs(
     rows = load_json_or_jsonl(path)
     items = []
     for i, row in enumerate(rows):
-        if "instruction" not in row or "output" not in row:
-            raise ValueError(f"{path}: item {i} needs 'instruction' and 'output'")
+        require(row, ("instruction", "output"), f"{path}: item {i}")
         items.append(
             {
                 "id": str(row.get("id", i)),

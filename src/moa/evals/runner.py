@@ -220,25 +220,21 @@ class Harness:
     judge_retry: Retry = field(default_factory=Retry)
     prices: Prices | None = None
     """Token prices (moa.cost) added to each recipe's own: every row's cost per item."""
-    store: ResponseCache | None = field(init=False, default=None)
+    store: ResponseCache = field(init=False)
     resolver: Resolver = field(init=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        self.store = ResponseCache(self.cache_path) if self.cache else None
-        store = self.store
+        # without the cache, an empty store in memory that is never read nor written
+        store = ResponseCache(self.cache_path if self.cache else ":memory:")
+        self.store = store
 
         def wrap(provider: str, backend: Backend) -> Backend:
-            if store is None and provider not in LOCAL_PROVIDERS:
-                return backend
-            # local calls are not gated: concurrent calls to one model are decoded together
-            # (continuous batching), which is how the product runs them too
+            # every backend goes through the wrapper, which notes each call's cost in the ledger
+            # (without the cache that is all it does). Calls are not gated here: concurrent
+            # calls to a local model are decoded together, which is how the product runs them
             return CachedBackend(
-                backend,
-                store or ResponseCache(":memory:"),
-                namespace=provider,
-                read=store is not None,
-                write=store is not None,
+                backend, store, namespace=provider, read=self.cache, write=self.cache
             )
 
         given = {k: wrap(k, b) for k, b in (self.backends or {}).items()}
@@ -322,8 +318,7 @@ class Harness:
 
     async def aclose(self) -> None:
         await self.resolver.aclose()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
 
 def call_record(call: Call) -> dict[str, Any]:
