@@ -75,7 +75,7 @@ class CatalogEntry:
     hf_file: str | None = None
     hf_size: int | None = None  # figures of the hub file, where known (it differs from PyPI's)
     hf_sha256: str | None = None
-    n_ctx: int = 4096  # per sequence; the batcher holds `parallel` of them
+    n_ctx: int = 4096  # per request: each of the engine's `parallel` slots holds this many
     chat: bool = True
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
