@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from llama_server import SMOLLM2, smollm2_path  # noqa: F401  (fixture)
+from llama_server import SMOLLM2
 
 from moa import catalog
 from moa.errors import ModelNotAvailable, ModelRefError
@@ -62,7 +62,7 @@ def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     )
 
 
-def test_the_shared_file_is_pulled_and_stamped(smollm2_path: Path) -> None:  # noqa: F811
+def test_the_shared_file_is_pulled_and_stamped(smollm2_path: Path) -> None:
     stamp = json.loads(smollm2_path.with_name(smollm2_path.name + ".sha256").read_text())
     entry = catalog.CATALOG[SMOLLM2]
     assert stamp["sha256"] == entry.sha256
@@ -113,20 +113,20 @@ def place(cache: Path, source: Path, *, stamp: bool, size: int | None = None) ->
     return target
 
 
-def test_is_pulled_needs_the_stamp(tmp_cache: Path, smollm2_path: Path) -> None:  # noqa: F811
+def test_is_pulled_needs_the_stamp(tmp_cache: Path, smollm2_path: Path) -> None:
     place(tmp_cache, smollm2_path, stamp=False)
     assert not catalog.is_pulled(SMOLLM2)
     with pytest.raises(ModelNotAvailable, match=r"moa models pull smollm2-135m-instruct"):
         catalog.ensure(SMOLLM2, auto_pull=False)
 
 
-def test_is_pulled_rejects_a_truncated_file(tmp_cache: Path, smollm2_path: Path) -> None:  # noqa: F811
+def test_is_pulled_rejects_a_truncated_file(tmp_cache: Path, smollm2_path: Path) -> None:
     place(tmp_cache, smollm2_path, stamp=True, size=1_000_000)
     assert not catalog.is_pulled(SMOLLM2)
     assert not catalog.verify(SMOLLM2)
 
 
-def test_a_stamped_whole_file_counts(tmp_cache: Path, smollm2_path: Path) -> None:  # noqa: F811
+def test_a_stamped_whole_file_counts(tmp_cache: Path, smollm2_path: Path) -> None:
     place(tmp_cache, smollm2_path, stamp=True)
     assert catalog.is_pulled(SMOLLM2)
     stamp = catalog.model_path(SMOLLM2).with_name(catalog.CATALOG[SMOLLM2].filename + ".sha256")

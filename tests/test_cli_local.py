@@ -9,17 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from llama_server import needs_llama_cpp, smollm2_path  # noqa: F401  (fixture)
+from llama_server import needs_llama_cpp
 
 pytestmark = [needs_llama_cpp, pytest.mark.slow]
 
 
 def test_ask_prints_the_answer_while_two_models_load_at_once(
-    tmp_path: Path,
-    smollm2_path: Path,  # noqa: F811
+    tmp_path: Path, smollm2_path: Path
 ) -> None:
-    # two files, so two models load concurrently in threads: llama-cpp-python points fds 1
-    # and 2 at /dev/null during a load, and overlapping loads once left them there for good
+    # two files, so two engines start concurrently in threads (a former engine silenced its
+    # loads by pointing fds 1 and 2 at /dev/null, and overlapping loads left them there)
     twin = tmp_path / "twin.gguf"
     shutil.copyfile(smollm2_path, twin)
     recipe = tmp_path / "two.yaml"
@@ -42,3 +41,4 @@ def test_ask_prints_the_answer_while_two_models_load_at_once(
     assert done.stdout.strip(), "the answer was not printed"
     assert "layer 1: 2 answered, 0 failed" in done.stderr
     assert str(twin) in done.stderr
+    assert "llama" not in done.stderr.lower()  # the engine printed nothing of its own

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from faultserver import FaultServer, ok
-from llama_server import needs_llama_cpp, smollm2_path  # noqa: F401  (fixture)
+from llama_server import needs_llama_cpp
 from typer.testing import CliRunner
 
 from moa import FakeBackend
@@ -476,7 +476,7 @@ def test_cli_bad_input_exits_2_and_a_bug_is_not_hidden(
 # the real judge (plumbing only: SmolLM2 judges badly) ----------------------------------------
 @needs_llama_cpp
 @pytest.mark.slow
-async def test_pairwise_with_smollm2_as_judge(tmp_path: Path, smollm2_path: Path) -> None:  # noqa: F811
+async def test_pairwise_with_smollm2_as_judge(tmp_path: Path, smollm2_path: Path) -> None:
     against = tmp_path / "ref.json"
     against.write_text(json.dumps([{"instruction": "Name a colour.", "output": "Blue."}]))
     fake = FakeBackend()
@@ -502,7 +502,7 @@ async def test_pairwise_with_smollm2_as_judge(tmp_path: Path, smollm2_path: Path
 
 @needs_llama_cpp
 @pytest.mark.slow
-async def test_mt_bench_with_smollm2_as_judge(tmp_path: Path, smollm2_path: Path) -> None:  # noqa: F811
+async def test_mt_bench_with_smollm2_as_judge(tmp_path: Path, smollm2_path: Path) -> None:
     h = harness(tmp_path, FakeBackend(), concurrency=1)
     recipe = {"name": "f", "layers": [], "aggregator": {"model": "fake:x", "temperature": 0}}
     report = await mt_bench.evaluate(

@@ -46,7 +46,7 @@ def test_langchain_chat_openai_invoke_and_stream(server: ServerThread) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"
+    importlib.util.find_spec("xllamacpp") is None, reason="xllamacpp is not installed"
 )
 def test_real_local_model_through_the_openai_client(server: ServerThread) -> None:
     with openai.OpenAI(base_url=server.url + "/v1", api_key="key-1", max_retries=0) as client:

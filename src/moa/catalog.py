@@ -74,7 +74,7 @@ class CatalogEntry:
     parts: tuple[Part, ...]
     hf_repo: str | None = None
     hf_file: str | None = None
-    n_ctx: int = 4096  # per sequence; the batcher holds `parallel` of them
+    n_ctx: int = 4096  # per request: each of the engine's `parallel` slots holds this many
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
 
