@@ -81,11 +81,12 @@ def main() -> None:
             f"{l_s / g_s:.2f}x",
             flush=True,
         )
-    median = statistics.median(ratios)
-    print(
-        f"local / greedy alone: {sums[1] / sums[0]:.2f}x in all, median {median:.2f}x; "
-        f"right: greedy {right[0]}, local {right[1]} of {len(ratios)}"
-    )
+    if ratios:
+        median = statistics.median(ratios)
+        print(
+            f"local / greedy alone: {sums[1] / sums[0]:.2f}x in all, median {median:.2f}x; "
+            f"right: greedy {right[0]}, local {right[1]} of {len(ratios)}"
+        )
     greedy.close()
     local.close()
 

@@ -152,7 +152,10 @@ async def test_slots_decode_concurrent_requests_together(
         (await slots4.complete(ask(smollm2_path, p))).text
         for p in ("Count to five.", "Name a fruit.")
     ]
-    assert answers == alone  # greedy answers do not depend on the company they keep
+    # greedy answers do not depend on the company they keep: a KV cache per slot, and SmolLM2's
+    # Q4_1 weights go through the same dot products for one row as for several (a repacked
+    # Q4_K model's batched kernels round differently: docs/performance.md)
+    assert answers == alone
 
 
 async def test_samples_share_their_prompt_and_keep_their_seeds(

@@ -153,6 +153,8 @@ def start(model: str, path: str, *, n_ctx: int, parallel: int, threads: int, cac
     params.cache_ram_mib = cache
     params.n_threads_http = 1
     params.endpoint_metrics = True
+    # warmup and fit_params stay at their defaults: warmup off with fit on hung the load
+    # (xllamacpp 2026.10.11549)
     params.verbosity = 3 if os.environ.get("MOA_DEBUG") else -1
     params.api_keys = [key]
     if hasattr(socket, "AF_UNIX"):  # else the default: loopback, a free port, behind the key
