@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.batch import read_results
 from moa.errors import ConfigError
 from moa.evals.data import load_json_or_jsonl, packaged, require
 from moa.evals.report import Report, write_report
@@ -21,8 +20,10 @@ from moa.evals.runner import (
     RecipeLike,
     Variant,
     agent_label,
+    answer_fields,
     cost_columns,
     proposers,
+    scored_row,
     single,
     wilson,
 )
@@ -187,23 +188,10 @@ async def run_variant(
             "answer": answer,
             "gold": item["gold"],
             "correct": correct,
-            "text": result.text,
-            "input_tokens": cost.input_tokens,
-            "output_tokens": cost.output_tokens,
-            "cost": cost.cost,
-            "seconds": cost.seconds,
-            "wall_s": round(wall, 3),
-            "calls": cost.calls,
-            "cached_calls": cost.cached_calls,
-            "trace": result.trace.to_dict(),
+            **answer_fields(result, cost, wall),
         }
 
-    records, _ = await harness.run(variant, problems, work)
-    timed = None
-    if timing is not None:
-        timed = [r for r in read_results(timing / "runs" / variant.file).values() if r.get("ok")]
-    n = len(records) if harness.report_only else len(problems)
-    return summarize(variant, records, n, timed)
+    return await scored_row(harness, variant, problems, work, summarize, timing)
 
 
 async def evaluate(

@@ -15,14 +15,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.batch import read_results
 from moa.behaviour import assemble_program, select_by_behaviour
 from moa.errors import ConfigError
 from moa.evals import posthoc
 from moa.evals.data import packaged
 from moa.evals.gsm8k import dedupe, variants_for
 from moa.evals.report import Report, write_report
-from moa.evals.runner import Harness, RecipeLike, Variant, cost_columns, wilson
+from moa.evals.runner import (
+    Harness,
+    RecipeLike,
+    Variant,
+    answer_fields,
+    cost_columns,
+    scored_row,
+    wilson,
+)
 from moa.recipe import Recipe, load_recipe
 from moa.sandbox import Limits, run_python
 
@@ -141,22 +148,10 @@ async def run_variant(
             "task_id": item["id"],
             "status": status,
             "correct": status == "ok",
-            "text": result.text,
-            "input_tokens": cost.input_tokens,
-            "output_tokens": cost.output_tokens,
-            "seconds": cost.seconds,
-            "wall_s": round(wall, 3),
-            "calls": cost.calls,
-            "cached_calls": cost.cached_calls,
-            "trace": result.trace.to_dict(),
+            **answer_fields(result, cost, wall),
         }
 
-    records, _ = await harness.run(variant, problems, work)
-    timed = None
-    if timing is not None:
-        timed = [r for r in read_results(timing / "runs" / variant.file).values() if r.get("ok")]
-    n = len(records) if harness.report_only else len(problems)
-    return summarize(variant, records, n, timed)
+    return await scored_row(harness, variant, problems, work, summarize, timing)
 
 
 def _selection_row(

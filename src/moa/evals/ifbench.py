@@ -23,13 +23,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.batch import read_results
 from moa.errors import ConfigError
 from moa.evals import posthoc
 from moa.evals.data import load_json_or_jsonl, packaged
 from moa.evals.gsm8k import dedupe, variants_for
 from moa.evals.report import Report, write_report
-from moa.evals.runner import Harness, RecipeLike, Variant, cost_columns, wilson
+from moa.evals.runner import (
+    Harness,
+    RecipeLike,
+    Variant,
+    answer_fields,
+    cost_columns,
+    scored_row,
+    wilson,
+)
 from moa.recipe import load_recipe
 from moa.selection import most_agreed
 
@@ -159,22 +166,10 @@ async def run_variant(
             "instructions": item["instruction_id_list"],
             **followed,
             "correct": all(followed["strict"]),
-            "text": result.text,
-            "input_tokens": cost.input_tokens,
-            "output_tokens": cost.output_tokens,
-            "seconds": cost.seconds,
-            "wall_s": round(wall, 3),
-            "calls": cost.calls,
-            "cached_calls": cost.cached_calls,
-            "trace": result.trace.to_dict(),
+            **answer_fields(result, cost, wall),
         }
 
-    records, _ = await harness.run(variant, items, work)
-    timed = None
-    if timing is not None:
-        timed = [r for r in read_results(timing / "runs" / variant.file).values() if r.get("ok")]
-    n = len(records) if harness.report_only else len(items)
-    return summarize(variant, records, n, timed)
+    return await scored_row(harness, variant, items, work, summarize, timing)
 
 
 async def evaluate(

@@ -325,3 +325,42 @@ def call_record(call: Call) -> dict[str, Any]:
     data = asdict(call)
     data.pop("attempts", None)
     return data
+
+
+def answer_fields(result: Result, cost: ItemCost, wall: float) -> dict[str, Any]:
+    """The fields every evaluation's record of one item shares: the answer's text, its tokens,
+    cost, call seconds and wall time, and the trace."""
+    return {
+        "text": result.text,
+        "input_tokens": cost.input_tokens,
+        "output_tokens": cost.output_tokens,
+        "cost": cost.cost,
+        "seconds": cost.seconds,
+        "wall_s": round(wall, 3),
+        "calls": cost.calls,
+        "cached_calls": cost.cached_calls,
+        "trace": result.trace.to_dict(),
+    }
+
+
+Summarize = Callable[
+    [Variant, Sequence[dict[str, Any]], int, Sequence[dict[str, Any]] | None], dict[str, Any]
+]
+
+
+async def scored_row(
+    harness: Harness,
+    variant: Variant,
+    items: Sequence[Mapping[str, Any]],
+    work: Callable[[MoA, dict[str, Any]], Awaitable[dict[str, Any]]],
+    summarize: Summarize,
+    timing: Path | None = None,
+) -> dict[str, Any]:
+    """Run `work` on every item (resumable) and summarize the records into a report row, with
+    wall times from the uncached run under `timing` when there is one."""
+    records, _ = await harness.run(variant, items, work)
+    timed = None
+    if timing is not None:
+        timed = [r for r in read_results(timing / "runs" / variant.file).values() if r.get("ok")]
+    n = len(records) if harness.report_only else len(items)
+    return summarize(variant, records, n, timed)
