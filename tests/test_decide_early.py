@@ -8,7 +8,7 @@ import time
 import pytest
 from recipes import recipe
 
-from moa import FakeBackend, MoA
+from moa import FakeBackend, LayerFinished, MoA
 from moa.errors import RecipeError
 from moa.recipe import load_recipe
 
@@ -35,6 +35,17 @@ async def test_the_rest_stop_once_the_vote_is_decided() -> None:
     assert [c.agent for c in stopped] == ["fake:p2", "fake:p3"]
     assert all("the vote is decided (5)" in (c.error or "") for c in stopped)
     assert any("stopped 2 of 4 calls" in note for note in result.trace.notes)
+    assert not fake.requests("agg")
+
+
+async def test_the_layer_event_counts_the_stopped_calls() -> None:
+    fake = FakeBackend()
+    fake.respond("p0", "Answer: 5").respond("p1", "Answer: 5").latency("p2", 5).latency("p3", 5)
+    data = recipe(proposers(4), strategy={"final": "vote", "decide_early": {}})
+    async with MoA(data, backends={"fake": fake}) as moa:
+        events = [e async for e in moa.astream("q")]
+    (layer,) = [e for e in events if isinstance(e, LayerFinished)]
+    assert (layer.answered, layer.failed, layer.stopped) == (2, 2, 2)
     assert not fake.requests("agg")
 
 

@@ -81,7 +81,9 @@ def _print_event(event: Event, show_layers: bool) -> None:
             err.print(escape((event.call.text or "").strip()), style="dim")
         err.print()
     elif isinstance(event, LayerFinished):
-        err.rule(f"layer {event.layer}: {event.answered} answered, {event.failed} failed")
+        failed, stopped = event.failed - event.stopped, event.stopped
+        tail = f", {stopped} stopped (decided)" if stopped else ""
+        err.rule(f"layer {event.layer}: {event.answered} answered, {failed} failed{tail}")
 
 
 def _summary(moa_result: Any) -> str:

@@ -349,6 +349,7 @@ class MoA:
         pending = set(tasks)
         grace_until: float | None = None
         reason = "cancelled"
+        stopped = 0
         try:
             while pending:
                 timeout = None if grace_until is None else max(grace_until - time.monotonic(), 0)
@@ -366,6 +367,7 @@ class MoA:
                     break
                 if ok >= quorum and pending and (why := decided(calls)) is not None:
                     reason = f"cancelled: {why}"
+                    stopped = len(pending)
                     run.trace.notes.append(
                         f"layer {number}: stopped {len(pending)} of {len(calls)} calls "
                         f"{run.elapsed():.2f}s into the run: {why}"
@@ -385,7 +387,7 @@ class MoA:
                 if call.text is None and call.error is None:
                     call.error_type, call.error = "Cancelled", reason
         ok_calls = [c for c in calls if c.ok]
-        run.emit(LayerFinished(number, len(ok_calls), len(calls) - len(ok_calls)))
+        run.emit(LayerFinished(number, len(ok_calls), len(calls) - len(ok_calls), stopped))
         if len(ok_calls) < quorum:
             failed = [f for c in calls if not c.ok for f in failures(c)]
             if late:

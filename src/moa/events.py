@@ -40,6 +40,9 @@ class LayerFinished:
     layer: int
     answered: int
     failed: int
+    """Calls without an answer, those stopped included."""
+    stopped: int = 0
+    """Calls the strategy stopped because the outcome was decided (no failure of theirs)."""
 
 
 @dataclass(frozen=True)

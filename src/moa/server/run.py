@@ -119,6 +119,7 @@ def describe(event: Event) -> tuple[str, dict[str, Any]] | None:
             "layer": event.layer,
             "answered": event.answered,
             "failed": event.failed,
+            "stopped": event.stopped,
         }
     return None
 
