@@ -244,10 +244,10 @@ class MoA:
         plan = self.plan
         aggregator = plan.aggregator_with(overrides)
 
-        def side_call(
+        async def side_call(
             agent: Agent, role: AgentRole, shown: Sequence[Message], layer: int, index: int
-        ) -> Any:
-            return self.caller.call(run, agent, role, shown, layer=layer, index=index)
+        ) -> Call:
+            return await self.caller.call(run, agent, role, shown, layer=layer, index=index)
 
         ctx = StepContext(
             messages=messages,
