@@ -44,7 +44,7 @@ from moa.events import (
     Token,
 )
 from moa.limits import LIMITS, Limits
-from moa.plan import LayerPlan, compile_recipe
+from moa.plan import LayerPlan, Plan, compile_recipe
 from moa.prompts import add_system, inject
 from moa.recipe import Recipe
 from moa.resolver import Resolver
@@ -88,7 +88,7 @@ class MoA:
 
     def __init__(
         self,
-        recipe: Recipe | str | Path | Mapping[str, Any],
+        recipe: Plan | Recipe | str | Path | Mapping[str, Any],
         *,
         backends: Mapping[str, Backend] | None = None,
         resolver: Resolver | None = None,
@@ -99,7 +99,7 @@ class MoA:
         rng: random.Random | None = None,
         prices: Mapping[str, Price] | None = None,
     ) -> None:
-        self.plan = compile_recipe(recipe if not isinstance(recipe, Path) else str(recipe))
+        self.plan = compile_recipe(recipe)
         self.recipe = self.plan.recipe
         self.limits = limits
         self.prices = {**self.plan.prices, **(prices or {})}  # each call's cost: in the trace

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from moa.agent import Agent
@@ -91,8 +92,11 @@ def _provider(name: str, recipe: Recipe) -> Provider | None:
     )
 
 
-def compile_recipe(source: Recipe | str | Mapping[str, Any]) -> Plan:
-    """The plan of a recipe (a Recipe, a built-in name, a file path or a mapping)."""
+def compile_recipe(source: Plan | Recipe | str | Path | Mapping[str, Any]) -> Plan:
+    """The plan of a recipe (a Recipe, a built-in name, a file path or a mapping); a plan is
+    its own."""
+    if isinstance(source, Plan):
+        return source
     recipe = load_recipe(source)
     proposer = recipe.defaults("proposer")
     layers = tuple(

@@ -18,8 +18,8 @@ from moa.backends.base import Backend
 from moa.backends.fake import FakeBackend
 from moa.engine import MoA
 from moa.errors import ConfigError, MoAError, ModelNotAvailable
-from moa.plan import compile_recipe
-from moa.recipe import SUFFIXES, Recipe, builtin_names, load_recipe
+from moa.plan import Plan, compile_recipe
+from moa.recipe import SUFFIXES, Recipe, builtin_names
 from moa.redact import redact_urls
 from moa.server.errors import ApiError, from_setup_error
 
@@ -40,15 +40,16 @@ class Entry:
     owned_by: str
     created: int
     recipe: Recipe | None = None
+    plan: Plan | None = None
+    """The recipe compiled, once (its models, its layers for /v1/models, its MoA)."""
     error: MoAError | None = None
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"id": self.id, "object": "model", "created": self.created}
         info["owned_by"] = self.owned_by
-        if self.recipe is not None:
-            plan = compile_recipe(self.recipe)
+        if (plan := self.plan) is not None:
             info["moa"] = {
-                "description": self.recipe.description,
+                "description": plan.recipe.description,
                 "layers": [[a.label for a in layer.agents] for layer in plan.layers],
                 "aggregator": plan.aggregator.label,
             }
@@ -105,9 +106,7 @@ class Recipes:
         """Fetch every local model of the served recipes, each once; {ref: why} for failures."""
         from moa import catalog
 
-        refs = {
-            r for e in self._entries.values() if e.recipe for r in compile_recipe(e.recipe).models
-        }
+        refs = {r for e in self._entries.values() if e.plan for r in e.plan.models}
         tried: dict[str, str] = {}  # each model once: name -> why it failed ("" if it did not)
         failed: dict[str, str] = {}
         for ref in sorted(r for r in refs if r.lower().startswith("local:")):
@@ -132,13 +131,13 @@ class Recipes:
 
     def _prepare(self, entry: Entry, failed: Mapping[str, str]) -> None:
         """Make the recipe's MoA and find its models, or keep the reason it cannot run."""
-        if entry.recipe is None:
+        if entry.plan is None:
             return
         try:
-            moa = MoA(entry.recipe, backends=self._backends, env=self._env, auto_pull=False)
+            moa = MoA(entry.plan, backends=self._backends, env=self._env, auto_pull=False)
             moa.prepare()
         except ModelNotAvailable as exc:
-            why = [failed[ref] for ref in compile_recipe(entry.recipe).models if ref in failed]
+            why = [failed[ref] for ref in entry.plan.models if ref in failed]
             entry.error = ModelNotAvailable(why[0]) if why else exc
         except MoAError as exc:
             entry.error = exc
@@ -152,7 +151,8 @@ class Recipes:
     def _add(self, name: str, source: RecipeSource, owner: str, created: int) -> None:
         entry = Entry(id=name, source=source, owned_by=owner, created=created)
         try:
-            entry.recipe = load_recipe(source)
+            entry.plan = compile_recipe(source)
+            entry.recipe = entry.plan.recipe
         except MoAError as exc:
             log.warning("recipe %s cannot be loaded: %s", name, redact_urls(str(exc)))
             entry.error = exc
