@@ -1,14 +1,15 @@
-"""The `local` recipe against the greedy answer alone on GSM8K, and `moa ask` as a user runs it.
+"""The `local` recipe against the greedy answer alone, and `moa ask` as a user runs it.
 
-1. The first N GSM8K test problems (the evaluation's answer-line prompt), each put alternately
-   to the greedy answer alone (benchmarks/recipes/qwen1.5b-greedy.yaml) and to the `local`
-   recipe (four answers of the same model, decoded together, and a vote), without the response
-   cache, the model loaded first. Wall time of each, their ratio, the answers' output tokens
-   (the longest of the four sets the recipe's time) and the scores.
+1. N problems of a benchmark (`--bench`: GSM8K from problem 1000 on, the held-out split of
+   HumanEval or IFBench, each put as the evaluation puts it), each put alternately to the
+   greedy answer alone (benchmarks/recipes/qwen1.5b-greedy.yaml) and to the `local` recipe
+   (four answers of the same model, decoded together, one rule per kind of answer), without the
+   response cache, the model loaded first. Wall time of each, their ratio, the answers' output
+   tokens (the longest of those that ran to their end sets the recipe's time) and the scores.
 2. `moa ask "What is 17 * 23? Answer briefly."` on the `local` recipe, R times, a new process
    each time with the model file warm in the page cache: wall time and peak RSS.
 
-    .venv/bin/python benchmarks/local_recipe.py [--problems 3] [--asks 2]
+    .venv/bin/python benchmarks/local_recipe.py [--bench gsm8k] [--problems 3] [--asks 2]
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from moa.engine import MoA
-from moa.evals.gsm8k import PROMPTS, load_problems, score
+from moa.evals import gsm8k, humaneval, ifbench
 
 GREEDY = Path(__file__).parent / "recipes" / "qwen1.5b-greedy.yaml"
 QUESTION = "What is 17 * 23? Answer briefly."
@@ -51,31 +54,63 @@ def ask(moa_bin: Path) -> tuple[float, float, str]:
     return took, usage.ru_maxrss / 1024**2, out  # ru_maxrss is in KB on Linux
 
 
+Problem = tuple[str, str, Callable[[str], bool]]  # id, prompt, is this answer right
+
+
+def problems(bench: str, count: int, offset: int) -> list[Problem]:
+    out: list[Problem] = []
+    if bench == "gsm8k":
+        template = gsm8k.PROMPTS["answer-line"]
+        for p in gsm8k.load_problems(limit=count, offset=1000 + offset):
+            out.append((p["id"], template.format(question=p["question"]), _gsm8k(p)))
+    elif bench == "humaneval":
+        template = humaneval.PROMPTS["code-block"]
+        for p in humaneval.load_problems(split="held-out", limit=count, offset=offset):
+            out.append((p["id"], template.format(prompt=p["prompt"]), _humaneval(p)))
+    else:
+        for p in ifbench.load_prompts(split="held-out", limit=count, offset=offset)[0]:
+            out.append((p["id"], p["prompt"], _ifbench(p)))
+    return out
+
+
+def _gsm8k(p: dict[str, Any]) -> Callable[[str], bool]:
+    return lambda text: gsm8k.score(text, p["gold"])[1]
+
+
+def _humaneval(p: dict[str, Any]) -> Callable[[str], bool]:
+    return lambda text: humaneval.score(p, text) == "ok"
+
+
+def _ifbench(p: dict[str, Any]) -> Callable[[str], bool]:
+    return lambda text: all(ifbench.check(p, text)["strict"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--bench", choices=("gsm8k", "humaneval", "ifbench"), default="gsm8k")
     parser.add_argument("--problems", type=int, default=3)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--asks", type=int, default=2)
+    parser.add_argument("--recipe", default="local", help="the recipe timed against greedy")
     args = parser.parse_args()
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    greedy, local = MoA.from_recipe(GREEDY), MoA.from_recipe("local")
+    greedy, local = MoA.from_recipe(GREEDY), MoA.from_recipe(args.recipe)
     for moa in (greedy, local):
         moa.prepare()
     greedy.run("Say hi.", max_tokens=4)  # loads the model (one instance serves both)
     ratios, sums = [], [0.0, 0.0]
     right = [0, 0]
-    for problem in load_problems(limit=args.problems, offset=args.offset):
-        prompt = PROMPTS["answer-line"].format(question=problem["question"])
+    for key, prompt, right_answer in problems(args.bench, args.problems, args.offset):
         g_s, g_text, g_tokens = timed(greedy, prompt)
         l_s, l_text, l_tokens = timed(local, prompt)
-        g_ok, l_ok = score(g_text, problem["gold"])[1], score(l_text, problem["gold"])[1]
+        g_ok, l_ok = right_answer(g_text), right_answer(l_text)
         right[0] += g_ok
         right[1] += l_ok
         sums[0] += g_s
         sums[1] += l_s
         ratios.append(l_s / g_s)
         print(
-            f"problem {problem['id']}: greedy {g_s:5.1f} s ({g_tokens[0]} tokens, "
+            f"{args.bench} {key}: greedy {g_s:5.1f} s ({g_tokens[0]} tokens, "
             f"{'right' if g_ok else 'wrong'}), local {l_s:5.1f} s (answers of "
             f"{'/'.join(map(str, l_tokens))} tokens, {'right' if l_ok else 'wrong'}): "
             f"{l_s / g_s:.2f}x",

@@ -81,5 +81,38 @@ async def test_the_esc_window_stops_once_the_last_answers_agree() -> None:
 
 
 def test_decide_early_is_for_votes() -> None:
-    with pytest.raises(RecipeError, match="decide_early is for final: vote"):
+    with pytest.raises(RecipeError, match="decide_early is for final: vote or auto"):
         load_recipe(recipe(proposers(4), strategy={"decide_early": {}}))
+    auto = {"final": "auto", "decide_early": {}, "by_kind": {"number": "first"}}
+    with pytest.raises(RecipeError, match="needs by_kind.number: vote, not first"):
+        load_recipe(recipe(proposers(4), strategy=auto))
+
+
+AUTO = {"final": "auto", "decide_early": {}, "by_kind": {"prose": "first", "code": "first"}}
+
+
+async def test_auto_decides_early_when_the_answers_read_as_numbers() -> None:
+    fake = FakeBackend()
+    fake.respond("p0", "So 5.\nAnswer: 5").respond("p1", "Answer: 5")
+    fake.respond("p2", "Answer: 7").respond("p3", "Answer: 7")
+    fake.latency("p2", 5).latency("p3", 5)
+    async with MoA(recipe(proposers(4), strategy=AUTO), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert result.text == "So 5.\nAnswer: 5"
+    assert sorted(fake.cancelled) == ["p2", "p3"]
+    assert "the answers read as number: vote" in result.trace.notes
+
+
+@pytest.mark.parametrize(
+    "text", ["```python\ndef f():\n    return 5\n```", "Five is a fine number, 5 even."]
+)
+async def test_auto_waits_for_every_answer_that_is_not_a_number(text: str) -> None:
+    fake = FakeBackend()
+    for i in range(4):
+        fake.respond(f"p{i}", text)
+    fake.latency("p2", 0.3).latency("p3", 0.3)
+    async with MoA(recipe(proposers(4), strategy=AUTO), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert fake.cancelled == []
+    assert result.text == text
+    assert sum(1 for c in result.trace.calls if c.ok) == 4

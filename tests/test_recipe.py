@@ -212,34 +212,50 @@ def test_the_readme_describes_each_builtin_recipe_as_the_recipe_does() -> None:
 LOCAL_MODEL = "local:qwen2.5-coder-1.5b-instruct"
 
 
+CODE = "```python\ndef double(x):\n    return {}\n```"
+FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n'
+
+
 @pytest.mark.parametrize(
-    ("greedy", "samples", "answer"),
+    ("greedy", "samples", "answer", "note"),
     [
-        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 8"], "Answer: 7"),  # plurality
-        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 5"], "Answer: 5"),  # a tie: greedy
-        ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5"),  # no two agree
-        ("I cannot say.", ["Answer: 7", "Paris.", "Rome."], "Answer: 7"),  # one number: it wins
-        ("Paris.", ["Rome.", "Oslo.", "Bern."], "synthesis"),  # no number: a synthesis
+        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 8"], "Answer: 7", "number: vote"),
+        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 5"], "Answer: 5", "number: vote"),
+        ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5", "number: vote"),
+        # prose: the answer with the most word bigrams in common with the others
+        (
+            "Paris is the capital of France.",
+            ["The capital of France is Paris.", "Rome.", "The capital of France is Paris!"],
+            "The capital of France is Paris.",
+            "prose: agreement",
+        ),
+        # code: the function that passes the prompt's own example (double(2) == 4)
+        (
+            CODE.format("x + 3"),
+            [CODE.format("x * 2"), CODE.format("x ** 3"), CODE.format("x")],
+            CODE.format("x * 2"),
+            "code: behaviour",
+        ),
     ],
 )
 async def test_the_local_recipe_runs_as_described(
-    greedy: str, samples: list[str], answer: str
+    greedy: str, samples: list[str], answer: str, note: str
 ) -> None:
-    """Four answers of one model (one greedy, three sampled), a plurality vote on their final
-    numbers with ties to the greedy answer, and a synthesis only when no answer has a number."""
+    """Four answers of one model (one greedy, three sampled) and one rule per kind of answer:
+    a plurality vote on final numbers with ties to the greedy answer, code by its behaviour on
+    the prompt's examples, prose by agreement; never a synthesis."""
     recipe = load_recipe("local")
     assert {*compile_recipe(recipe).models} == {LOCAL_MODEL}
     data = recipe.model_dump(mode="json", exclude_none=True)
     text = json.dumps(data).replace(LOCAL_MODEL, "fake:qwen")
     fake = FakeBackend()
     by_seed = {None: greedy, 0: samples[0], 1: samples[1], 2: samples[2]}
-    fake.respond(
-        "qwen",
-        lambda r: "synthesis" if r.messages[0].role == "system" else by_seed[r.settings.seed],
-    )
-    result = await MoA(json.loads(text), backends={"fake": fake}).arun("How many?")
+    fake.respond("qwen", lambda r: by_seed[r.settings.seed])
+    prompt = f"Complete this function.\n\n```python\n{FUNCTION}```" if "code" in note else "Which?"
+    result = await MoA(json.loads(text), backends={"fake": fake}).arun(prompt)
     proposed = [c for c in result.trace.calls if c.layer == 1]
     assert [c.settings.get("temperature") for c in proposed] == [0, 0.7, 0.7, 0.7]
+    assert all(c.settings.get("logprobs") for c in proposed)
     assert result.text == answer
-    aggregated = [r for m, r in fake.calls if r.messages[0].role == "system"]
-    assert len(aggregated) == (1 if answer == "synthesis" else 0)
+    assert f"the answers read as {note}" in result.trace.notes
+    assert len(fake.calls) == 4  # the four answers and no aggregator call

@@ -163,6 +163,8 @@ def test_answer_kinds() -> None:
     code = "Here:\n```python\ndef f(x):\n    return x\n```"
     assert answer_kind([code, code, "I think 4.\nAnswer: 4"]) == "code"
     assert answer_kind(["so\nAnswer: 4", "Answer: 5", "no idea"]) == "number"
+    worked = f"{code}\nprint(x)\n```output\n4\n```\nThe answer is \\(\\boxed{{4}}\\)."
+    assert answer_kind([worked, worked, code]) == "number"  # a sum worked out in Python
     # numbers met in passing do not make prose numeric
     assert answer_kind(["In 1969 men walked on the moon.", "It was 1969.", "Yes."]) == "prose"
     assert answer_kind([]) == "prose"

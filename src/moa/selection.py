@@ -107,14 +107,15 @@ _CODE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n|^\s*(?:async\s+)?de
 
 
 def answer_kind(texts: Sequence[str]) -> Literal["number", "code", "prose"]:
-    """'code' when at least half the answers hold a Python block or a function definition,
-    else 'number' when at least half end on an explicit numeric answer ('Answer: N', a boxed
-    or '#### N' one), else 'prose'."""
+    """'number' when at least half the answers end on an explicit numeric answer ('Answer: N',
+    a boxed or '#### N' one), else 'code' when at least half hold a Python block or a function
+    definition, else 'prose'. Numbers come first: a small coding model often works a sum out
+    in Python and then states the result (2 of the first 10 GSM8K problems)."""
     half = max(1, math.ceil(len(texts) / 2))
-    if sum(1 for t in texts if _CODE.search(t)) >= half:
-        return "code"
     if sum(1 for t in texts if extract_strict(t) is not None) >= half:
         return "number"
+    if sum(1 for t in texts if _CODE.search(t)) >= half:
+        return "code"
     return "prose"
 
 

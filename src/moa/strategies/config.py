@@ -107,7 +107,8 @@ class EarlyStop(_Strict):
 
 class DecideEarly(_Strict):
     """final: vote, in the last layer: stop the answers still running as soon as they cannot
-    change the vote's outcome. `window` adds the ESC rule: stop also once the last `window`
+    change the vote's outcome (final: auto: once the answers that finished read as numbers,
+    whose rule is then the vote). `window` adds the ESC rule: stop also once the last `window`
     answers to finish all give the same final answer."""
 
     window: int | None = Field(default=None, ge=2)
@@ -185,8 +186,14 @@ class Strategy(_Strict):
     def _consistent(self) -> Strategy:
         if self.unread == "synthesize" and self.final != "vote":
             raise ValueError(f"unread: synthesize is for final: vote, not {self.final}")
-        if self.decide_early is not None and self.final != "vote":
-            raise ValueError(f"decide_early is for final: vote, not {self.final}")
+        early = self.decide_early is not None
+        if early and self.final not in ("vote", "auto"):
+            raise ValueError(f"decide_early is for final: vote or auto, not {self.final}")
+        if early and self.final == "auto" and self.by_kind.number != "vote":
+            raise ValueError(
+                f"decide_early with final: auto needs by_kind.number: vote, not "
+                f"{self.by_kind.number}"
+            )
         if self.final != "synthesize" and self.seq is not None:
             raise ValueError(
                 f"seq aggregates in rounds; it needs final: synthesize, not {self.final}"

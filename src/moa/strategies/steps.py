@@ -42,6 +42,10 @@ class RecipeStrategy(Step):
             return None
         ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
+        if self.config.final == "auto":  # a vote only once the answers read as numbers
+            finished = [calls[i].text or "" for i in ended if calls[i].ok]
+            if answer_kind(finished) != "number":
+                return None
         done = {i: self.read(calls[i].text) if calls[i].ok else None for i in ended}
         weights = self._weights([calls[i] for i in ended])
         weighed = dict(zip(ended, weights, strict=True)) if weights is not None else None

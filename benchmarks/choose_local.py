@@ -1,0 +1,345 @@
+"""Every rule of the `local` recipe scored on the same four answers, after the fact.
+
+The answers are those of benchmarks/recipes/local-harvest.yaml (benchmarks/held_out_harvest.sh):
+per problem, the greedy answer of Qwen2.5-Coder-1.5B and its three samples (T=0.7, seeds 0-2),
+each decoded to its end, with its mean token log-probability. Each rule picks one of the four
+(none makes a model call), and the pick is scored by the benchmark's own scorer:
+
+- `greedy`: the first answer, the single model alone (the same prompt and call);
+- `sample k`: one sample alone; `any`: some answer is right (what a perfect selector gets);
+- `plurality`: the vote on final numbers, ties to the greedy answer (moa.selection.plurality);
+- `cisc T=t`: that vote weighted by exp(mean log-probability / t) (CISC, arXiv 2502.06233);
+- `agreement`: the answer with the most word-bigram overlap with the others (Agent Forest);
+- `behaviour`: the function whose behaviour on the prompt's examples the others share (code);
+- `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.selection.answer_kind),
+  then the rule N for numbers, C for code and P for prose.
+
+With `--split dev` it also prints, for each kind of answer, every rule's score on the
+problems whose answers read as that kind, pooled over the benchmarks given: the figures the
+`local` recipe's by_kind section is chosen from. Rows of other recipes found beside the harvest
+(the paper's MoA and Self-MoA synthesis, `--rows`) are scored on their own problems, with the
+greedy answer on those same problems. Intervals are Wilson's at 95%; `vs greedy` is the paired
+difference with its normal 95% interval.
+
+    .venv/bin/python benchmarks/choose_local.py benchmarks/results/*-dev --split dev
+    .venv/bin/python benchmarks/choose_local.py benchmarks/results/*-held-out --split held-out \
+        --md benchmarks/local-held-out.md --json benchmarks/local-held-out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moa.batch import read_results
+from moa.behaviour import select_by_behaviour
+from moa.evals import gsm8k, humaneval, ifbench
+from moa.evals.runner import wilson
+from moa.extract import extractor
+from moa.sandbox import Limits
+from moa.selection import answer_kind, mean_weight, most_agreed, plurality
+
+HARVEST = "local-harvest-"
+KINDS = ("number", "code", "prose")
+READ = extractor("number", None)
+
+
+@dataclass
+class Item:
+    bench: str
+    id: str
+    texts: list[str]
+    logprobs: list[float | None]
+    tokens: list[int]  # input + output tokens of each answer's call
+    right: list[bool]  # each answer scored
+    loose: list[bool]  # IFBench's loose score (the strict one elsewhere)
+    problem: dict[str, Any] = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return answer_kind(self.texts)
+
+
+def bench_of(path: Path) -> str:
+    for name in ("gsm8k", "humaneval", "ifbench"):
+        if path.name.startswith(name):
+            return name
+    raise SystemExit(f"{path}: its name should start with gsm8k, humaneval or ifbench")
+
+
+def problems(bench: str, split: str) -> dict[str, dict[str, Any]]:
+    if bench == "gsm8k":
+        return {p["id"]: p for p in gsm8k.load_problems()}
+    if bench == "humaneval":
+        return {p["id"]: p for p in humaneval.load_problems(split=split)}
+    return {p["id"]: p for p in ifbench.load_prompts(split=split)[0]}
+
+
+def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool]]:
+    limits = Limits(timeout_s=10.0)
+
+    def score(problem: dict[str, Any], text: str) -> tuple[bool, bool]:
+        if bench == "gsm8k":
+            right = gsm8k.score(text, problem["gold"])[1]
+            return right, right
+        if bench == "humaneval":
+            right = humaneval.score(problem, text, limits=limits) == "ok"
+            return right, right
+        checked = ifbench.check(problem, text)
+        return all(checked["strict"]), all(checked["loose"])
+
+    return score
+
+
+def harvest_file(out: Path) -> Path:
+    found = sorted((out / "runs").glob(f"{HARVEST}*.jsonl"))
+    if not found:
+        raise SystemExit(f"{out}: no {HARVEST}*.jsonl (run benchmarks/held_out_harvest.sh)")
+    return found[-1]
+
+
+def load_items(out: Path, split: str) -> list[Item]:
+    bench = bench_of(out)
+    known = problems(bench, split)
+    score = scorer(bench)
+    items = []
+    for key, record in read_results(harvest_file(out)).items():
+        calls = sorted(
+            (c for c in record["trace"]["calls"] if c["role"] == "proposer"),
+            key=lambda c: c["index"],
+        )
+        if not record.get("ok") or len(calls) != 4 or not all(c["text"] for c in calls):
+            continue
+        problem = known[key]
+        texts = [str(c["text"]) for c in calls]
+        scores = [score(problem, t) for t in texts]
+        items.append(
+            Item(
+                bench,
+                key,
+                texts,
+                [c.get("logprob") for c in calls],
+                [c["input_tokens"] + c["output_tokens"] for c in calls],
+                [s[0] for s in scores],
+                [s[1] for s in scores],
+                problem,
+            )
+        )
+    return items
+
+
+# the rules: each returns the index of the answer it picks ----------------------------------
+def vote(item: Item, temperature: float | None = None) -> int:
+    reads = [READ(t) for t in item.texts]
+    weights = None
+    if temperature is not None:
+        weights = [mean_weight(lp, temperature=temperature) for lp in item.logprobs]
+    index = plurality(reads, weights).index
+    return 0 if index is None else index
+
+
+def agreement(item: Item) -> int:
+    return most_agreed(item.texts).index
+
+
+def behaviour(item: Item) -> int:
+    if item.bench != "humaneval":  # the strategy finds no function in the prompt: agreement
+        return agreement(item)
+    p = item.problem
+    return select_by_behaviour(
+        item.texts, prompt=p["prompt"], entry_point=p["entry_point"], limits=Limits(timeout_s=5)
+    ).index
+
+
+BASE: dict[str, Callable[[Item], int]] = {
+    "greedy": lambda item: 0,
+    "sample 1": lambda item: 1,
+    "sample 2": lambda item: 2,
+    "sample 3": lambda item: 3,
+    "plurality": vote,
+    "cisc T=1": lambda item: vote(item, 1.0),
+    "cisc T=0.1": lambda item: vote(item, 0.1),
+    "agreement": agreement,
+    "behaviour": behaviour,
+}
+PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour")
+
+
+def auto(number: str, code: str, prose: str) -> Callable[[Item], int]:
+    rules = {"number": BASE[number], "code": BASE[code], "prose": BASE[prose]}
+    return lambda item: rules[item.kind](item)
+
+
+# statistics -------------------------------------------------------------------------------
+def row(name: str, items: Sequence[Item], picks: Sequence[int], every: bool) -> dict[str, Any]:
+    n = len(items)
+    right = sum(it.right[k] for it, k in zip(items, picks, strict=True))
+    loose = sum(it.loose[k] for it, k in zip(items, picks, strict=True))
+    lo, hi = wilson(right, n)
+    diffs = [int(it.right[k]) - int(it.right[0]) for it, k in zip(items, picks, strict=True)]
+    mean = sum(diffs) / n if n else 0.0
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+    half = 1.96 * sd / math.sqrt(n) if n else 0.0
+    tokens = [sum(it.tokens) if every else it.tokens[k] for it, k in zip(items, picks, strict=True)]
+    return {
+        "rule": name,
+        "n": n,
+        "correct": right,
+        "accuracy": right / n if n else 0.0,
+        "ci": [lo, hi],
+        "loose": loose / n if n else 0.0,
+        "vs_greedy": [mean, mean - half, mean + half],
+        "won": sum(1 for d in diffs if d > 0),
+        "lost": sum(1 for d in diffs if d < 0),
+        "tokens": sum(tokens) / n if n else 0.0,
+    }
+
+
+def score_rules(
+    items: Sequence[Item], rules: dict[str, Callable[[Item], int]]
+) -> list[dict[str, Any]]:
+    out = []
+    for name, rule in rules.items():
+        picks = [rule(it) for it in items]
+        single = name == "greedy" or name.startswith("sample")
+        out.append(row(name, items, picks, every=not single))
+    picks = [next((k for k in range(4) if it.right[k]), 0) for it in items]
+    out.append(row("any (a perfect selector)", items, picks, every=True))
+    return out
+
+
+def other_rows(out: Path, items: Sequence[Item], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of other recipes run beside the harvest (their own results files), each with the
+    greedy answer on the same problems."""
+    by_id = {it.id: it for it in items}
+    score = scorer(bench_of(out))
+    rows = []
+    for name in names:
+        for path in sorted((out / "runs").glob(f"{name}-*.jsonl")):
+            if not re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{10}}\.jsonl", path.name):
+                continue
+            done = {k: r for k, r in read_results(path).items() if r.get("ok") and k in by_id}
+            if not done:
+                continue
+            mine = [by_id[k] for k in done]
+            scores = [score(by_id[k].problem, str(r.get("text") or "")) for k, r in done.items()]
+            n = len(mine)
+            right = sum(s[0] for s in scores)
+            greedy = sum(it.right[0] for it in mine)
+            diffs = [int(s[0]) - int(it.right[0]) for s, it in zip(scores, mine, strict=True)]
+            mean = sum(diffs) / n
+            sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+            half = 1.96 * sd / math.sqrt(n)
+            tokens = sum(r["input_tokens"] + r["output_tokens"] for r in done.values()) / n
+            rows.append(
+                {
+                    "rule": f"{name} (its own run)",
+                    "n": n,
+                    "correct": right,
+                    "accuracy": right / n,
+                    "ci": list(wilson(right, n)),
+                    "loose": sum(s[1] for s in scores) / n,
+                    "vs_greedy": [mean, mean - half, mean + half],
+                    "won": sum(1 for d in diffs if d > 0),
+                    "lost": sum(1 for d in diffs if d < 0),
+                    "tokens": tokens,
+                    "greedy_same_items": greedy / n,
+                }
+            )
+    return rows
+
+
+def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
+    head = (
+        "| rule | accuracy % | 95% CI | n | vs greedy (points, 95% CI) | won/lost | tokens/item |"
+    )
+    if loose:
+        head += " loose % |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        d = r["vs_greedy"]
+        cells = [
+            r["rule"],
+            f"{100 * r['accuracy']:.1f}",
+            f"{100 * r['ci'][0]:.1f}-{100 * r['ci'][1]:.1f}",
+            str(r["n"]),
+            f"{100 * d[0]:+.1f} ({100 * d[1]:+.1f} to {100 * d[2]:+.1f})",
+            f"{r['won']}/{r['lost']}",
+            f"{r['tokens']:.0f}",
+        ]
+        if "greedy_same_items" in r:
+            cells[4] += f"; greedy {100 * r['greedy_same_items']:.1f}% on these"
+        if loose:
+            cells.append(f"{100 * r['loose']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="+", type=Path)
+    parser.add_argument("--split", choices=("dev", "held-out"), required=True)
+    parser.add_argument(
+        "--auto",
+        default="plurality/behaviour/agreement",
+        help="the chosen by_kind rules: number/code/prose",
+    )
+    parser.add_argument(
+        "--rows",
+        default="self-moa-over-local,moa-local-three,local",
+        help="other recipes' results to show, by file name prefix",
+    )
+    parser.add_argument("--md", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    number, code, prose = args.auto.split("/")
+    combos = {f"auto: {number}/{code}/{prose}": auto(number, code, prose)}
+    if args.split == "dev":
+        for c in ("greedy", "behaviour", "agreement"):
+            for p in ("greedy", "agreement"):
+                combos.setdefault(f"auto: plurality/{c}/{p}", auto("plurality", c, p))
+    report: dict[str, Any] = {"split": args.split, "benchmarks": {}}
+    md = [f"# The `local` recipe's rules, {args.split} split\n"]
+    pooled: list[Item] = []
+    for out in args.dirs:
+        items = load_items(out, args.split)
+        pooled += items
+        rows = score_rules(items, {**BASE, **combos}) + other_rows(out, items, args.rows.split(","))
+        kinds = {k: sum(1 for it in items if it.kind == k) for k in KINDS}
+        bench = bench_of(out)
+        report["benchmarks"][bench] = {"dir": str(out), "kinds": kinds, "rows": rows}
+        md += [
+            f"## {bench} ({len(items)} problems; answers read as {kinds})\n",
+            table(rows, loose=bench == "ifbench"),
+            "",
+        ]
+    if args.split == "dev":
+        md.append("## By kind of answer, pooled over the benchmarks above\n")
+        report["by_kind"] = {}
+        for kind in KINDS:
+            mine = [it for it in pooled if it.kind == kind]
+            if not mine:
+                continue
+            rows = score_rules(mine, {name: BASE[name] for name in PER_KIND})
+            report["by_kind"][kind] = rows
+            where = {
+                b: sum(1 for it in mine if it.bench == b) for b in ("gsm8k", "humaneval", "ifbench")
+            }
+            md += [f"### {kind} ({len(mine)} problems: {where})\n", table(rows, loose=False), ""]
+    text = "\n".join(md)
+    print(text)
+    if args.md:
+        args.md.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
