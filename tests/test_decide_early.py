@@ -116,3 +116,39 @@ async def test_auto_waits_for_every_answer_that_is_not_a_number(text: str) -> No
     assert fake.cancelled == []
     assert result.text == text
     assert sum(1 for c in result.trace.calls if c.ok) == 4
+
+
+STAGED = {"final": "vote", "decide_early": {"start": 2}}
+
+
+async def test_the_rest_do_not_start_when_the_first_answers_decide() -> None:
+    fake = FakeBackend()
+    for i in range(4):
+        fake.respond(f"p{i}", "Answer: 5" if i < 2 else "Answer: 7")
+    async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert result.text == "Answer: 5"
+    assert [m for m, _ in fake.calls] == ["p0", "p1"]  # p2 and p3 never asked
+    assert any("stopped 0 (and did not start 2) of 4 calls" in n for n in result.trace.notes)
+    held = [c for c in result.trace.calls if c.error_type == "Cancelled"]
+    assert [c.agent for c in held] == ["fake:p2", "fake:p3"]
+
+
+async def test_the_rest_start_when_the_first_answers_disagree() -> None:
+    fake = FakeBackend()
+    for i, answer in enumerate(["5", "7", "7", "8"]):
+        fake.respond(f"p{i}", f"Answer: {answer}")
+    async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert result.text == "Answer: 7"  # the full vote's outcome
+    assert sorted(m for m, _ in fake.calls) == ["p0", "p1", "p2", "p3"]
+    assert any("the first 2 answers did not decide" in n for n in result.trace.notes)
+
+
+async def test_the_rest_start_when_the_first_answers_fail() -> None:
+    fake = FakeBackend()
+    fake.fail("p0", RuntimeError("boom")).fail("p1", RuntimeError("boom"))
+    fake.respond("p2", "Answer: 3").respond("p3", "Answer: 3")
+    async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert result.text == "Answer: 3"

@@ -331,8 +331,10 @@ class MoA:
             self.caller.record(run, agent, "proposer", layer=number, index=i)
             for i, agent in enumerate(layer.agents)
         ]
-        tasks = [
-            asyncio.create_task(
+
+        def launch(i: int) -> asyncio.Task[Call]:
+            agent = layer.agents[i]
+            return asyncio.create_task(
                 self.caller.call(
                     run,
                     agent,
@@ -344,8 +346,8 @@ class MoA:
                     record=calls[i],
                 )
             )
-            for i, agent in enumerate(layer.agents)
-        ]
+
+        tasks = [launch(i) for i in range(min(layer.start or len(calls), len(calls)))]
         pending = set(tasks)
         grace_until: float | None = None
         reason = "cancelled"
@@ -365,14 +367,25 @@ class MoA:
                 if len(finished) - ok > len(calls) - quorum:
                     reason = "cancelled: the layer can no longer reach its quorum"
                     break
-                if ok >= quorum and pending and (why := decided(calls)) is not None:
+                unstarted = len(calls) - len(tasks)
+                if ok >= quorum and (pending or unstarted) and (why := decided(calls)):
                     reason = f"cancelled: {why}"
-                    stopped = len(pending)
+                    stopped = len(pending) + unstarted
+                    held = f" (and did not start {unstarted})" if unstarted else ""
                     run.trace.notes.append(
-                        f"layer {number}: stopped {len(pending)} of {len(calls)} calls "
+                        f"layer {number}: stopped {len(pending)}{held} of {len(calls)} calls "
                         f"{run.elapsed():.2f}s into the run: {why}"
                     )
                     break
+                if not pending and unstarted:
+                    run.trace.notes.append(
+                        f"layer {number}: the first {len(tasks)} answers did not decide; "
+                        f"starting the other {unstarted} {run.elapsed():.2f}s into the run"
+                    )
+                    more = [launch(i) for i in range(len(tasks), len(calls))]
+                    tasks += more
+                    pending = set(more)
+                    continue
                 if ok >= quorum and grace is not None and grace_until is None:
                     grace_until = time.monotonic() + grace
                 if grace_until is not None and time.monotonic() >= grace_until and pending:

@@ -13,7 +13,7 @@ The engine, the evaluation runner, `--dry-run` and the server all read the plan.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class LayerPlan:
     agents: tuple[Agent, ...]
     quorum: int
     grace: float | None
+    start: int | None = None
+    """How many agents start at once; the others start only if the strategy has not decided
+    the outcome when those have finished (decide_early's `start`). None: all of them."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ def compile_recipe(source: Plan | Recipe | str | Path | Mapping[str, Any]) -> Pl
         last = layers[-1]
         asked = tuple(a.with_defaults(Settings(logprobs=True)) for a in last.agents)
         layers = (*layers[:-1], LayerPlan(last.number, asked, last.quorum, last.grace))
+    early = strategy.decide_early
+    if early is not None and early.start is not None and layers:
+        last = layers[-1]
+        layers = (*layers[:-1], replace(last, start=early.start))
     judges = tuple(Agent(model=ref) for ref in strategy.judges())
     called = [*(a for layer in layers for a in layer.agents), aggregator, *judges]
     models = tuple(dict.fromkeys(ref for a in called for ref in (a.model, *a.fallbacks)))
