@@ -84,7 +84,7 @@ def test_decide_early_is_for_votes() -> None:
     with pytest.raises(RecipeError, match="decide_early is for final: vote or auto"):
         load_recipe(recipe(proposers(4), strategy={"decide_early": {}}))
     auto = {"final": "auto", "decide_early": {}, "by_kind": {"number": "first"}}
-    with pytest.raises(RecipeError, match="needs by_kind.number: vote, not first"):
+    with pytest.raises(RecipeError, match=r"needs by_kind\.number: vote, not first"):
         load_recipe(recipe(proposers(4), strategy=auto))
 
 
