@@ -46,7 +46,6 @@ from moa.extract import extractor
 from moa.sandbox import Limits
 from moa.selection import answer_kind, mean_weight, most_agreed, plurality
 
-HARVEST = "local-harvest-"
 KINDS = ("number", "code", "prose")
 READ = extractor("number", None)
 
@@ -98,19 +97,26 @@ def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool]]:
     return score
 
 
-def harvest_file(out: Path) -> Path:
-    found = sorted((out / "runs").glob(f"{HARVEST}*.jsonl"))
-    if not found:
-        raise SystemExit(f"{out}: no {HARVEST}*.jsonl (run benchmarks/held_out_harvest.sh)")
-    return found[-1]
+def results_file(out: Path, name: str) -> Path | None:
+    """The results of the recipe `name` under `out` (the newest, if its key changed)."""
+    found = [
+        path
+        for path in (out / "runs").glob(f"{name}-*.jsonl")
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{10}}\.jsonl", path.name)
+    ]
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None
 
 
-def load_items(out: Path, split: str) -> list[Item]:
+def load_items(out: Path, split: str, name: str) -> list[Item]:
+    """The problems on which every one of the four answers of `name`'s run ran to its end."""
     bench = bench_of(out)
     known = problems(bench, split)
     score = scorer(bench)
-    items = []
-    for key, record in read_results(harvest_file(out)).items():
+    items: list[Item] = []
+    path = results_file(out, name)
+    if path is None:
+        return items
+    for key, record in read_results(path).items():
         calls = sorted(
             (c for c in record["trace"]["calls"] if c["role"] == "proposer"),
             key=lambda c: c["index"],
@@ -215,44 +221,52 @@ def score_rules(
     return out
 
 
-def other_rows(out: Path, items: Sequence[Item], names: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows of other recipes run beside the harvest (their own results files), each with the
-    greedy answer on the same problems."""
-    by_id = {it.id: it for it in items}
-    score = scorer(bench_of(out))
+def file_rows(
+    out: Path, split: str, names: Sequence[str], greedy_name: str
+) -> list[dict[str, Any]]:
+    """A row for each recipe run under `out` (its own answers, scored), paired with the greedy
+    answer alone (the run of `greedy_name`) on the same problems."""
+    bench = bench_of(out)
+    known = problems(bench, split)
+    score = scorer(bench)
+
+    def scored(name: str) -> dict[str, tuple[bool, bool, int]]:
+        path = results_file(out, name)
+        done = read_results(path) if path is not None else {}
+        return {
+            k: (*score(known[k], str(r.get("text") or "")), r["input_tokens"] + r["output_tokens"])
+            for k, r in done.items()
+            if r.get("ok") and k in known
+        }
+
+    greedy = scored(greedy_name)
     rows = []
     for name in names:
-        for path in sorted((out / "runs").glob(f"{name}-*.jsonl")):
-            if not re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{10}}\.jsonl", path.name):
-                continue
-            done = {k: r for k, r in read_results(path).items() if r.get("ok") and k in by_id}
-            if not done:
-                continue
-            mine = [by_id[k] for k in done]
-            scores = [score(by_id[k].problem, str(r.get("text") or "")) for k, r in done.items()]
-            n = len(mine)
-            right = sum(s[0] for s in scores)
-            greedy = sum(it.right[0] for it in mine)
-            diffs = [int(s[0]) - int(it.right[0]) for s, it in zip(scores, mine, strict=True)]
-            mean = sum(diffs) / n
-            sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
-            half = 1.96 * sd / math.sqrt(n)
-            tokens = sum(r["input_tokens"] + r["output_tokens"] for r in done.values()) / n
-            rows.append(
-                {
-                    "rule": f"{name} (its own run)",
-                    "n": n,
-                    "correct": right,
-                    "accuracy": right / n,
-                    "ci": list(wilson(right, n)),
-                    "loose": sum(s[1] for s in scores) / n,
-                    "vs_greedy": [mean, mean - half, mean + half],
-                    "won": sum(1 for d in diffs if d > 0),
-                    "lost": sum(1 for d in diffs if d < 0),
-                    "tokens": tokens,
-                    "greedy_same_items": greedy / n,
-                }
-            )
+        mine = scored(name)
+        keys = [k for k in mine if k in greedy]
+        n = len(keys)
+        if not n:
+            continue
+        right = sum(mine[k][0] for k in keys)
+        diffs = [int(mine[k][0]) - int(greedy[k][0]) for k in keys]
+        mean = sum(diffs) / n
+        sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+        half = 1.96 * sd / math.sqrt(n)
+        rows.append(
+            {
+                "rule": name,
+                "n": n,
+                "correct": right,
+                "accuracy": right / n,
+                "ci": list(wilson(right, n)),
+                "loose": sum(mine[k][1] for k in keys) / n,
+                "vs_greedy": [mean, mean - half, mean + half],
+                "won": sum(1 for d in diffs if d > 0),
+                "lost": sum(1 for d in diffs if d < 0),
+                "tokens": sum(mine[k][2] for k in keys) / n,
+                "greedy_same_items": sum(greedy[k][0] for k in keys) / n,
+            }
+        )
     return rows
 
 
@@ -274,7 +288,7 @@ def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
             f"{r['won']}/{r['lost']}",
             f"{r['tokens']:.0f}",
         ]
-        if "greedy_same_items" in r:
+        if "greedy_same_items" in r and r["rule"] != "local-greedy":
             cells[4] += f"; greedy {100 * r['greedy_same_items']:.1f}% on these"
         if loose:
             cells.append(f"{100 * r['loose']:.1f}")
@@ -287,39 +301,60 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--split", choices=("dev", "held-out"), required=True)
     parser.add_argument(
-        "--auto",
-        default="plurality/behaviour/agreement",
-        help="the chosen by_kind rules: number/code/prose",
+        "--answers",
+        help="the run whose four answers the rules choose from (default: local-harvest on "
+        "dev, local on held-out; only problems whose four answers all ran to their end)",
+    )
+    parser.add_argument(
+        "--auto", default="plurality/behaviour/agreement", help="by_kind rules: number/code/prose"
     )
     parser.add_argument(
         "--rows",
-        default="self-moa-over-local,moa-local-three,local",
-        help="other recipes' results to show, by file name prefix",
+        default="local-greedy,local,self-moa-over-local,moa-local-three",
+        help="recipes whose own runs are rows, by results file name (the first is the baseline)",
     )
     parser.add_argument("--md", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    answers = args.answers or ("local-harvest" if args.split == "dev" else "local")
     number, code, prose = args.auto.split("/")
     combos = {f"auto: {number}/{code}/{prose}": auto(number, code, prose)}
     if args.split == "dev":
         for c in ("greedy", "behaviour", "agreement"):
             for p in ("greedy", "agreement"):
                 combos.setdefault(f"auto: plurality/{c}/{p}", auto("plurality", c, p))
+    names = args.rows.split(",")
     report: dict[str, Any] = {"split": args.split, "benchmarks": {}}
-    md = [f"# The `local` recipe's rules, {args.split} split\n"]
+    md = [f"# The `local` recipe, {args.split} split\n"]
     pooled: list[Item] = []
     for out in args.dirs:
-        items = load_items(out, args.split)
-        pooled += items
-        rows = score_rules(items, {**BASE, **combos}) + other_rows(out, items, args.rows.split(","))
-        kinds = {k: sum(1 for it in items if it.kind == k) for k in KINDS}
         bench = bench_of(out)
-        report["benchmarks"][bench] = {"dir": str(out), "kinds": kinds, "rows": rows}
-        md += [
-            f"## {bench} ({len(items)} problems; answers read as {kinds})\n",
-            table(rows, loose=bench == "ifbench"),
-            "",
-        ]
+        loose = bench == "ifbench"
+        runs = file_rows(out, args.split, names, names[0])
+        items = load_items(out, args.split, answers)
+        pooled += items
+        rules = score_rules(items, {**BASE, **combos}) if items else []
+        kinds = {k: sum(1 for it in items if it.kind == k) for k in KINDS}
+        report["benchmarks"][bench] = {
+            "dir": str(out),
+            "runs": runs,
+            "kinds": kinds,
+            "rules": rules,
+        }
+        md.append(f"## {bench}\n")
+        if runs:
+            md += [
+                f"Each recipe's own run, against {names[0]} on the same problems:\n",
+                table(runs, loose),
+                "",
+            ]
+        if rules:
+            md += [
+                f"Rules after the fact on the four answers of `{answers}` ({len(items)} "
+                f"problems whose four answers all ran to their end; read as {kinds}):\n",
+                table(rules, loose),
+                "",
+            ]
     if args.split == "dev":
         md.append("## By kind of answer, pooled over the benchmarks above\n")
         report["by_kind"] = {}

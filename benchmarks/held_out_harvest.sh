@@ -26,9 +26,12 @@ case ${1:-dev} in
     ev ifbench -r $H --split dev --limit "${IF_DEV:-12}" --out "$OUT/ifbench-dev"
     ;;
   held-out)
-    gsm "${GSM_HELD:-100}" -r local
-    he "${HE_HELD:-40}" -r local
-    ifb "${IF_HELD:-24}" -r local
+    # the greedy answer alone after each: the same call as local's greedy one, so cached but
+    # where local stopped it early (three samples agreed before it ended)
+    G=$R/local-greedy.yaml
+    gsm "${GSM_HELD:-100}" -r local && gsm "${GSM_HELD:-100}" -r $G
+    he "${HE_HELD:-40}" -r local && he "${HE_HELD:-40}" -r $G
+    ifb "${IF_HELD:-24}" -r local && ifb "${IF_HELD:-24}" -r $G
     for r in $R/self-moa-over-local.yaml $R/moa-local-three.yaml; do
       gsm "${GSM_SYN:-16}" -r $r
       he "${HE_SYN:-12}" -r $r

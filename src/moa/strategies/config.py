@@ -7,7 +7,7 @@
       select: {top_k: 2}       # sparse MoA: a judge forwards the best 2 answers of a layer
       council: {}              # agents rank each other's anonymised answers first
       early_stop: {agree: 1.0, skip_aggregator: true}
-      decide_early: {}         # final: vote: stop answers that can no longer change the vote
+      decide_early: {}         # final: vote/auto: stop answers that can no longer change the vote
       answer: number           # how final answers are read for votes and agreement
 
 This module holds the typed configuration; `moa.strategies.steps` runs it.
