@@ -62,6 +62,17 @@ def test_show_layers_says_how_the_answer_was_decided(tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith("vote: 2 with 3 of 3")
 
 
+def test_show_layers_says_which_kind_of_answer_took_which_rule(tmp_path: Path) -> None:
+    recipe = tmp_path / "auto.yaml"
+    recipe.write_text(
+        "layers: [[fake:a, fake:b, fake:c]]\naggregator: fake:agg\nstrategy: {final: auto}\n"
+    )
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--show-layers", "Write a haiku."])
+    assert result.exit_code == 0, result.output
+    assert "the answers read as prose: agreement" in result.stderr
+    assert "select: answer 1 by most word 2-gram agreement" in result.stderr
+
+
 def test_stdin_prompt() -> None:
     result = runner.invoke(app, ["ask", "-r", "fake", "-"], input="from stdin\n")
     assert result.exit_code == 0
