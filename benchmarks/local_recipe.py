@@ -85,45 +85,57 @@ def _ifbench(p: dict[str, Any]) -> Callable[[str], bool]:
     return lambda text: all(ifbench.check(p, text)["strict"])
 
 
+def _word(ok: bool) -> str:
+    return "right" if ok else "wrong"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bench", choices=("gsm8k", "humaneval", "ifbench"), default="gsm8k")
     parser.add_argument("--problems", type=int, default=3)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--asks", type=int, default=2)
-    parser.add_argument("--recipe", default="local", help="the recipe timed against greedy")
+    parser.add_argument(
+        "--recipe", action="append", help="a recipe timed against greedy (default: local); repeat"
+    )
     args = parser.parse_args()
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    greedy, local = MoA.from_recipe(GREEDY), MoA.from_recipe(args.recipe)
-    for moa in (greedy, local):
+    names = args.recipe or ["local"]
+    greedy = MoA.from_recipe(GREEDY)
+    others = [MoA.from_recipe(name) for name in names]
+    for moa in (greedy, *others):
         moa.prepare()
-    greedy.run("Say hi.", max_tokens=4)  # loads the model (one instance serves both)
-    ratios, sums = [], [0.0, 0.0]
-    right = [0, 0]
+    greedy.run("Say hi.", max_tokens=4)  # loads the model (one instance serves all)
+    count = len(others)
+    ratios: list[list[float]] = [[] for _ in others]
+    sums = [0.0] * (count + 1)
+    right = [0] * (count + 1)
     for key, prompt, right_answer in problems(args.bench, args.problems, args.offset):
         g_s, g_text, g_tokens = timed(greedy, prompt)
-        l_s, l_text, l_tokens = timed(local, prompt)
-        g_ok, l_ok = right_answer(g_text), right_answer(l_text)
-        right[0] += g_ok
-        right[1] += l_ok
+        g_ok = right_answer(g_text)
         sums[0] += g_s
-        sums[1] += l_s
-        ratios.append(l_s / g_s)
-        print(
-            f"{args.bench} {key}: greedy {g_s:5.1f} s ({g_tokens[0]} tokens, "
-            f"{'right' if g_ok else 'wrong'}), local {l_s:5.1f} s (answers of "
-            f"{'/'.join(map(str, l_tokens))} tokens, {'right' if l_ok else 'wrong'}): "
-            f"{l_s / g_s:.2f}x",
-            flush=True,
-        )
-    if ratios:
-        median = statistics.median(ratios)
-        print(
-            f"local / greedy alone: {sums[1] / sums[0]:.2f}x in all, median {median:.2f}x; "
-            f"right: greedy {right[0]}, local {right[1]} of {len(ratios)}"
-        )
-    greedy.close()
-    local.close()
+        right[0] += g_ok
+        line = f"{args.bench} {key}: greedy {g_s:5.1f} s ({g_tokens[0]} tokens, {_word(g_ok)})"
+        for k, moa in enumerate(others, 1):
+            l_s, l_text, l_tokens = timed(moa, prompt)
+            l_ok = right_answer(l_text)
+            sums[k] += l_s
+            right[k] += l_ok
+            ratios[k - 1].append(l_s / g_s)
+            line += (
+                f"; {names[k - 1]} {l_s:5.1f} s (answers of {'/'.join(map(str, l_tokens))} "
+                f"tokens, {_word(l_ok)}): {l_s / g_s:.2f}x"
+            )
+        print(line, flush=True)
+    for k, name in enumerate(names, 1):
+        if ratios[k - 1]:
+            median = statistics.median(ratios[k - 1])
+            print(
+                f"{name} / greedy alone: {sums[k] / sums[0]:.2f}x in all, median {median:.2f}x; "
+                f"right: greedy {right[0]}, {name} {right[k]} of {len(ratios[k - 1])}"
+            )
+    for moa in (greedy, *others):
+        moa.close()
 
     moa_bin = Path(sys.executable).with_name("moa")
     ask(moa_bin)  # the page cache warm
