@@ -88,7 +88,7 @@ def test_decide_early_is_for_votes() -> None:
         load_recipe(recipe(proposers(4), strategy=auto))
 
 
-AUTO = {"final": "auto", "decide_early": {}, "by_kind": {"prose": "first", "code": "first"}}
+AUTO = {"final": "auto", "decide_early": {}}  # code: behaviour, prose: agreement
 
 
 async def test_auto_decides_early_when_the_answers_read_as_numbers() -> None:
@@ -152,3 +152,27 @@ async def test_the_rest_start_when_the_first_answers_fail() -> None:
     async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
         result = await moa.arun("q")
     assert result.text == "Answer: 3"
+
+
+async def test_auto_stops_the_rest_once_prose_takes_the_first_answer() -> None:
+    fake = FakeBackend()
+    fake.respond("p0", "A calm lake at dawn.").respond("p1", "Leaves fall.")
+    fake.respond("p2", "Answer: 3").respond("p3", "Answer: 3")
+    fake.latency("p2", 5).latency("p3", 5)
+    strategy = {"final": "auto", "decide_early": {}, "by_kind": {"prose": "first"}}
+    async with MoA(recipe(proposers(4), strategy=strategy), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert result.text == "A calm lake at dawn."
+    assert sorted(fake.cancelled) == ["p2", "p3"]
+    assert any("read as prose, whose rule is the first answer" in n for n in result.trace.notes)
+
+
+async def test_one_prose_answer_is_not_enough_to_stop_the_rest() -> None:
+    fake = FakeBackend()
+    fake.respond("p0", "I think it is three.").latency("p1", 0.2).latency("p2", 0.2)
+    fake.respond("p1", "Answer: 3").respond("p2", "Answer: 3").respond("p3", "Answer: 4")
+    fake.latency("p3", 0.2)
+    strategy = {"final": "auto", "decide_early": {}, "by_kind": {"prose": "first"}}
+    async with MoA(recipe(proposers(4), strategy=strategy), backends={"fake": fake}) as moa:
+        result = await moa.arun("q")
+    assert result.text == "Answer: 3"  # the others read as numbers, and voted

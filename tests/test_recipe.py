@@ -217,33 +217,32 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
 
 
 @pytest.mark.parametrize(
-    ("greedy", "samples", "answer", "note"),
+    ("greedy", "samples", "answer", "note", "asked"),
     [
-        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 8"], "Answer: 7", "number: vote"),
-        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 5"], "Answer: 5", "number: vote"),
-        ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5", "number: vote"),
-        # prose: the answer with the most word bigrams in common with the others
-        (
-            "Paris is the capital of France.",
-            ["The capital of France is Paris.", "Rome.", "The capital of France is Paris!"],
-            "The capital of France is Paris.",
-            "prose: agreement",
-        ),
+        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 8"], "Answer: 7", "number: vote", 4),
+        ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 5"], "Answer: 5", "number: vote", 4),
+        ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5", "number: vote", 4),
+        # the first two agree: the other two could at best tie, and a tie goes to the greedy one
+        ("Answer: 5", ["Answer: 5", "Answer: 7", "Answer: 7"], "Answer: 5", "number: vote", 2),
+        # prose: the greedy answer, once two answers read as prose
+        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: first", 2),
         # code: the function that passes the prompt's own example (double(2) == 4)
         (
             CODE.format("x + 3"),
             [CODE.format("x * 2"), CODE.format("x ** 3"), CODE.format("x")],
             CODE.format("x * 2"),
             "code: behaviour",
+            4,
         ),
     ],
 )
 async def test_the_local_recipe_runs_as_described(
-    greedy: str, samples: list[str], answer: str, note: str
+    greedy: str, samples: list[str], answer: str, note: str, asked: int
 ) -> None:
-    """Four answers of one model (one greedy, three sampled) and one rule per kind of answer:
-    a plurality vote on final numbers with ties to the greedy answer, code by its behaviour on
-    the prompt's examples, prose by agreement; never a synthesis."""
+    """Up to four answers of one model (one greedy, three sampled; the last two only if the
+    first two do not decide) and one rule per kind of answer: a plurality vote on final numbers
+    with ties to the greedy answer, code by its behaviour on the prompt's examples, prose the
+    greedy answer; never a synthesis."""
     recipe = load_recipe("local")
     assert {*compile_recipe(recipe).models} == {LOCAL_MODEL}
     data = recipe.model_dump(mode="json", exclude_none=True)
@@ -258,4 +257,4 @@ async def test_the_local_recipe_runs_as_described(
     assert all(c.settings.get("logprobs") for c in proposed)
     assert result.text == answer
     assert f"the answers read as {note}" in result.trace.notes
-    assert len(fake.calls) == 4  # the four answers and no aggregator call
+    assert len(fake.calls) == asked  # and no aggregator call

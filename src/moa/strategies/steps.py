@@ -42,9 +42,14 @@ class RecipeStrategy(Step):
             return None
         ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
-        if self.config.final == "auto":  # a vote only once the answers read as numbers
+        if self.config.final == "auto":  # the kind of the answers that have finished
             finished = [calls[i].text or "" for i in ended if calls[i].ok]
-            if answer_kind(finished) != "number":
+            kind = answer_kind(finished)
+            if kind != "number":  # its rule is not a vote: only 'first' can be decided early
+                wanted = min(2, len(calls))  # the kind read from two answers, not one
+                first = getattr(self.config.by_kind, kind) == "first"
+                if first and calls[0].ok and len(finished) >= wanted:
+                    return f"the answers read as {kind}, whose rule is the first answer"
                 return None
         done = {i: self.read(calls[i].text) if calls[i].ok else None for i in ended}
         weights = self._weights([calls[i] for i in ended])
