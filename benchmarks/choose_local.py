@@ -59,6 +59,7 @@ class Item:
     tokens: list[int]  # input + output tokens of each answer's call
     right: list[bool]  # each answer scored
     loose: list[bool]  # IFBench's loose score (the strict one elsewhere)
+    instr: list[float]  # IFBench: the share of the prompt's instructions followed (strict)
     problem: dict[str, Any] = field(repr=False)
 
     @property
@@ -81,18 +82,19 @@ def problems(bench: str, split: str) -> dict[str, dict[str, Any]]:
     return {p["id"]: p for p in ifbench.load_prompts(split=split)[0]}
 
 
-def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool]]:
+def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool, float]]:
     limits = Limits(timeout_s=10.0)
 
-    def score(problem: dict[str, Any], text: str) -> tuple[bool, bool]:
+    def score(problem: dict[str, Any], text: str) -> tuple[bool, bool, float]:
         if bench == "gsm8k":
             right = gsm8k.score(text, problem["gold"])[1]
-            return right, right
+            return right, right, float(right)
         if bench == "humaneval":
             right = humaneval.score(problem, text, limits=limits) == "ok"
-            return right, right
-        checked = ifbench.check(problem, text)
-        return all(checked["strict"]), all(checked["loose"])
+            return right, right, float(right)
+        strict = ifbench.check(problem, text)["strict"]
+        loose = ifbench.check(problem, text)["loose"]
+        return all(strict), all(loose), sum(strict) / len(strict)
 
     return score
 
@@ -135,6 +137,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
                 [c["input_tokens"] + c["output_tokens"] for c in calls],
                 [s[0] for s in scores],
                 [s[1] for s in scores],
+                [s[2] for s in scores],
                 problem,
             )
         )
@@ -188,6 +191,7 @@ def row(name: str, items: Sequence[Item], picks: Sequence[int], every: bool) -> 
     n = len(items)
     right = sum(it.right[k] for it, k in zip(items, picks, strict=True))
     loose = sum(it.loose[k] for it, k in zip(items, picks, strict=True))
+    instr = sum(it.instr[k] for it, k in zip(items, picks, strict=True))
     lo, hi = wilson(right, n)
     diffs = [int(it.right[k]) - int(it.right[0]) for it, k in zip(items, picks, strict=True)]
     mean = sum(diffs) / n if n else 0.0
@@ -201,6 +205,7 @@ def row(name: str, items: Sequence[Item], picks: Sequence[int], every: bool) -> 
         "accuracy": right / n if n else 0.0,
         "ci": [lo, hi],
         "loose": loose / n if n else 0.0,
+        "instructions": instr / n if n else 0.0,
         "vs_greedy": [mean, mean - half, mean + half],
         "won": sum(1 for d in diffs if d > 0),
         "lost": sum(1 for d in diffs if d < 0),
@@ -230,7 +235,7 @@ def file_rows(
     known = problems(bench, split)
     score = scorer(bench)
 
-    def scored(name: str) -> dict[str, tuple[bool, bool, int]]:
+    def scored(name: str) -> dict[str, tuple[bool, bool, float, int]]:
         path = results_file(out, name)
         done = read_results(path) if path is not None else {}
         return {
@@ -260,10 +265,11 @@ def file_rows(
                 "accuracy": right / n,
                 "ci": list(wilson(right, n)),
                 "loose": sum(mine[k][1] for k in keys) / n,
+                "instructions": sum(mine[k][2] for k in keys) / n,
                 "vs_greedy": [mean, mean - half, mean + half],
                 "won": sum(1 for d in diffs if d > 0),
                 "lost": sum(1 for d in diffs if d < 0),
-                "tokens": sum(mine[k][2] for k in keys) / n,
+                "tokens": sum(mine[k][3] for k in keys) / n,
                 "greedy_same_items": sum(greedy[k][0] for k in keys) / n,
             }
         )
@@ -275,7 +281,7 @@ def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
         "| rule | accuracy % | 95% CI | n | vs greedy (points, 95% CI) | won/lost | tokens/item |"
     )
     if loose:
-        head += " loose % |"
+        head += " loose % | instructions % |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         d = r["vs_greedy"]
@@ -291,7 +297,7 @@ def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
         if "greedy_same_items" in r and r["rule"] != "local-greedy":
             cells[4] += f"; greedy {100 * r['greedy_same_items']:.1f}% on these"
         if loose:
-            cells.append(f"{100 * r['loose']:.1f}")
+            cells += [f"{100 * r['loose']:.1f}", f"{100 * r['instructions']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -367,7 +373,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             where = {
                 b: sum(1 for it in mine if it.bench == b) for b in ("gsm8k", "humaneval", "ifbench")
             }
-            md += [f"### {kind} ({len(mine)} problems: {where})\n", table(rows, loose=False), ""]
+            shown = table(rows, loose=kind == "prose")
+            md += [f"### {kind} ({len(mine)} problems: {where})\n", shown, ""]
     text = "\n".join(md)
     print(text)
     if args.md:
