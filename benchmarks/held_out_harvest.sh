@@ -22,20 +22,20 @@ case ${1:-dev} in
   dev)
     H=$R/local-harvest.yaml
     ev gsm8k -r $H --limit "${GSM_DEV:-10}" --out "$OUT/gsm8k-dev"
-    ev humaneval -r $H --split dev --limit "${HE_DEV:-20}" --out "$OUT/humaneval-dev"
-    ev ifbench -r $H --split dev --limit "${IF_DEV:-12}" --out "$OUT/ifbench-dev"
+    ev humaneval -r $H --split dev --limit "${HE_DEV:-36}" --out "$OUT/humaneval-dev"
+    ev ifbench -r $H --split dev --limit "${IF_DEV:-20}" --out "$OUT/ifbench-dev"
     ;;
   held-out)
     # the greedy answer alone after each: the same call as local's greedy one, so cached but
     # where local stopped it early (three samples agreed before it ended)
     G=$R/local-greedy.yaml
     gsm "${GSM_HELD:-100}" -r local && gsm "${GSM_HELD:-100}" -r $G
-    he "${HE_HELD:-40}" -r local && he "${HE_HELD:-40}" -r $G
-    ifb "${IF_HELD:-24}" -r local && ifb "${IF_HELD:-24}" -r $G
+    he "${HE_HELD:-30}" -r local && he "${HE_HELD:-30}" -r $G
+    ifb "${IF_HELD:-20}" -r local && ifb "${IF_HELD:-20}" -r $G
     for r in $R/self-moa-over-local.yaml $R/moa-local-three.yaml; do
-      gsm "${GSM_SYN:-16}" -r $r
-      he "${HE_SYN:-12}" -r $r
-      ifb "${IF_SYN:-8}" -r $r
+      gsm "${GSM_SYN:-10}" -r $r
+      he "${HE_SYN:-8}" -r $r
+      ifb "${IF_SYN:-6}" -r $r
     done
     ;;
 esac
