@@ -222,10 +222,10 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
         ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 8"], "Answer: 7", "number: vote", 4),
         ("Answer: 5", ["Answer: 7", "Answer: 7", "Answer: 5"], "Answer: 5", "number: vote", 4),
         ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5", "number: vote", 4),
-        # the first two agree: the other two could at best tie, and a tie goes to the greedy one
-        ("Answer: 5", ["Answer: 5", "Answer: 7", "Answer: 7"], "Answer: 5", "number: vote", 2),
+        # a 2-2 tie goes to the greedy answer
+        ("Answer: 5", ["Answer: 5", "Answer: 7", "Answer: 7"], "Answer: 5", "number: vote", 4),
         # prose: the greedy answer, once two answers read as prose
-        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: first", 2),
+        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: first", 4),
         # code: the function that passes the prompt's own example (double(2) == 4)
         (
             CODE.format("x + 3"),
@@ -239,8 +239,7 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
 async def test_the_local_recipe_runs_as_described(
     greedy: str, samples: list[str], answer: str, note: str, asked: int
 ) -> None:
-    """Up to four answers of one model (one greedy, three sampled; the last two only if the
-    first two do not decide) and one rule per kind of answer: a plurality vote on final numbers
+    """Four answers of one model (one greedy, three sampled) and one rule per kind of answer: a plurality vote on final numbers
     with ties to the greedy answer, code by its behaviour on the prompt's examples, prose the
     greedy answer; never a synthesis."""
     recipe = load_recipe("local")
