@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ from typing import Any
 from moa.batch import read_results
 from moa.behaviour import select_by_behaviour
 from moa.evals import gsm8k, humaneval, ifbench
-from moa.evals.runner import wilson
+from moa.evals.runner import mean_interval, wilson
 from moa.extract import extractor
 from moa.sandbox import Limits
 from moa.selection import answer_kind, mean_weight, most_agreed, plurality
@@ -92,9 +91,9 @@ def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool, floa
         if bench == "humaneval":
             right = humaneval.score(problem, text, limits=limits) == "ok"
             return right, right, float(right)
-        strict = ifbench.check(problem, text)["strict"]
-        loose = ifbench.check(problem, text)["loose"]
-        return all(strict), all(loose), sum(strict) / len(strict)
+        checked = ifbench.check(problem, text)
+        strict = checked["strict"]
+        return all(strict), all(checked["loose"]), sum(strict) / len(strict)
 
     return score
 
@@ -194,9 +193,6 @@ def row(name: str, items: Sequence[Item], picks: Sequence[int], every: bool) -> 
     instr = sum(it.instr[k] for it, k in zip(items, picks, strict=True))
     lo, hi = wilson(right, n)
     diffs = [int(it.right[k]) - int(it.right[0]) for it, k in zip(items, picks, strict=True)]
-    mean = sum(diffs) / n if n else 0.0
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
-    half = 1.96 * sd / math.sqrt(n) if n else 0.0
     tokens = [sum(it.tokens) if every else it.tokens[k] for it, k in zip(items, picks, strict=True)]
     return {
         "rule": name,
@@ -206,7 +202,7 @@ def row(name: str, items: Sequence[Item], picks: Sequence[int], every: bool) -> 
         "ci": [lo, hi],
         "loose": loose / n if n else 0.0,
         "instructions": instr / n if n else 0.0,
-        "vs_greedy": [mean, mean - half, mean + half],
+        "vs_greedy": list(mean_interval(diffs)),
         "won": sum(1 for d in diffs if d > 0),
         "lost": sum(1 for d in diffs if d < 0),
         "tokens": sum(tokens) / n if n else 0.0,
@@ -254,9 +250,6 @@ def file_rows(
             continue
         right = sum(mine[k][0] for k in keys)
         diffs = [int(mine[k][0]) - int(greedy[k][0]) for k in keys]
-        mean = sum(diffs) / n
-        sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
-        half = 1.96 * sd / math.sqrt(n)
         rows.append(
             {
                 "rule": name,
@@ -266,7 +259,7 @@ def file_rows(
                 "ci": list(wilson(right, n)),
                 "loose": sum(mine[k][1] for k in keys) / n,
                 "instructions": sum(mine[k][2] for k in keys) / n,
-                "vs_greedy": [mean, mean - half, mean + half],
+                "vs_greedy": list(mean_interval(diffs)),
                 "won": sum(1 for d in diffs if d > 0),
                 "lost": sum(1 for d in diffs if d < 0),
                 "tokens": sum(mine[k][3] for k in keys) / n,
