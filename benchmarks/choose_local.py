@@ -7,11 +7,11 @@ each decoded to its end, with its mean token log-probability. Each rule picks on
 
 - `greedy`: the first answer, the single model alone (the same prompt and call);
 - `sample k`: one sample alone; `any`: some answer is right (what a perfect selector gets);
-- `plurality`: the vote on final numbers, ties to the greedy answer (moa.selection.plurality);
+- `plurality`: the vote on final numbers, ties to the greedy answer (moa.strategies.tally.tally);
 - `cisc T=t`: that vote weighted by exp(mean log-probability / t) (CISC, arXiv 2502.06233);
 - `agreement`: the answer with the most word-bigram overlap with the others (Agent Forest);
 - `behaviour`: the function whose behaviour on the prompt's examples the others share (code);
-- `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.selection.answer_kind),
+- `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.strategies.read.answer_kind),
   then the rule N for numbers, C for code and P for prose.
 
 With `--split dev` it also prints, for each kind of answer, every rule's score on the
@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.behaviour import select_by_behaviour
 from moa.evals import gsm8k, humaneval, ifbench
 from moa.evals.runner import mean_interval, wilson
-from moa.extract import extractor
-from moa.sandbox import Limits
-from moa.selection import answer_kind, mean_weight, most_agreed, plurality
+from moa.sandbox import SandboxLimits
+from moa.strategies.agreement import most_agreed
+from moa.strategies.behaviour import select_by_behaviour
+from moa.strategies.read import answer_kind, extractor
+from moa.strategies.tally import mean_weight, tally
 
 KINDS = ("number", "code", "prose")
 READ = extractor("number", None)
@@ -82,7 +83,7 @@ def problems(bench: str, split: str) -> dict[str, dict[str, Any]]:
 
 
 def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool, float]]:
-    limits = Limits(timeout_s=10.0)
+    limits = SandboxLimits(timeout_s=10.0)
 
     def score(problem: dict[str, Any], text: str) -> tuple[bool, bool, float]:
         if bench == "gsm8k":
@@ -149,7 +150,7 @@ def vote(item: Item, temperature: float | None = None) -> int:
     weights = None
     if temperature is not None:
         weights = [mean_weight(lp, temperature=temperature) for lp in item.logprobs]
-    index = plurality(reads, weights).index
+    index = tally(reads, weights).index
     return 0 if index is None else index
 
 
@@ -162,7 +163,10 @@ def behaviour(item: Item) -> int:
         return agreement(item)
     p = item.problem
     return select_by_behaviour(
-        item.texts, prompt=p["prompt"], entry_point=p["entry_point"], limits=Limits(timeout_s=5)
+        item.texts,
+        prompt=p["prompt"],
+        entry_point=p["entry_point"],
+        limits=SandboxLimits(timeout_s=5),
     ).index
 
 

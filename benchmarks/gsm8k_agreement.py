@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.extract import extract_number
-from moa.strategies import tally
+from moa.strategies.read import extract_number
+from moa.strategies.tally import tally
 
 SAMPLES = "qwen2.5-coder-1.5b-instruct-t-0.7-seed-{k}-alone-*.jsonl"
 ROWS = ["qwen1.5b-greedy", "self-moa-majority-vote", "self-moa-votes-agree"]
@@ -31,7 +31,7 @@ def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/gsm8k") / "runs"
     samples = [load(folder, SAMPLES.format(k=k)) for k in range(3)]
     ids = [i for i in samples[0] if all(i in s for s in samples)]
-    votes = {i: tally([s[i]["text"] for s in samples], extract_number).votes for i in ids}
+    votes = {i: tally([extract_number(s[i]["text"]) for s in samples]).votes for i in ids}
     groups = [{i for i in ids if votes[i] == v} for v in (3, 2, 1)] + [set(ids)]
     print(f"{len(ids)} questions, by how the three 1.5B samples (T=0.7) agree; right/answered")
     print(f"{'row':28}" + "".join(f"{g:>14}" for g in GROUPS))

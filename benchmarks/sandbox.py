@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 
-from moa.behaviour import select_by_behaviour
 from moa.evals.humaneval import load_problems, score
 from moa.sandbox import isolation, run_python
+from moa.strategies.behaviour import select_by_behaviour
 
 
 def timed(fn: object, repeat: int) -> float:

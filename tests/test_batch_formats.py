@@ -158,7 +158,7 @@ def test_prices_in_a_recipe_and_an_unpriced_call() -> None:
         ),
         Call(layer=1, index=0, agent="g", role="aggregator", model="openai:agg", input_tokens=10),
     ]
-    prices = merge_prices(recipe)
+    prices = merge_prices(recipe.providers)
     assert price_trace(trace, prices) is None  # the aggregator has no price: no total claimed
     assert trace.calls[0].cost == pytest.approx((1000 * 3 + 100 * 15) / 1e6)
     assert price_trace(trace, {**prices, "agg": Price(input=1, output=1)}) == pytest.approx(

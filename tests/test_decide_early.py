@@ -9,7 +9,7 @@ import pytest
 from recipes import recipe
 
 from moa import FakeBackend, LayerFinished, MoA
-from moa.errors import RecipeError
+from moa.errors import BackendError, RecipeError
 from moa.recipe import load_recipe
 
 
@@ -80,11 +80,14 @@ async def test_the_esc_window_stops_once_the_last_answers_agree() -> None:
     assert any("the last 2 answers agree on 5" in note for note in result.trace.notes)
 
 
-def test_decide_early_is_for_votes() -> None:
-    with pytest.raises(RecipeError, match="decide_early is for final: vote or auto"):
+def test_decide_early_is_for_votes_and_the_first_answer() -> None:
+    with pytest.raises(RecipeError, match="decide_early is not an option of final: synthesize"):
         load_recipe(recipe(proposers(4), strategy={"decide_early": {}}))
-    auto = {"final": "auto", "decide_early": {}, "by_kind": {"number": "first"}}
-    with pytest.raises(RecipeError, match=r"needs by_kind\.number: vote, not first"):
+    ranked = {"final": {"rule": "rank", "decide_early": {}}}
+    with pytest.raises(RecipeError, match="'decide_early' is not an option of the rank rule"):
+        load_recipe(recipe(proposers(4), strategy=ranked))
+    auto = {"final": "auto", "decide_early": {}, "by_kind": {"number": "rank"}}
+    with pytest.raises(RecipeError, match="decide_early is not an option of final: auto"):
         load_recipe(recipe(proposers(4), strategy=auto))
 
 
@@ -164,7 +167,10 @@ async def test_auto_stops_the_rest_once_prose_takes_the_first_answer() -> None:
         result = await moa.arun("q")
     assert result.text == "A calm lake at dawn."
     assert sorted(fake.cancelled) == ["p2", "p3"]
-    assert any("read as prose, whose rule is the first answer" in n for n in result.trace.notes)
+    assert any(
+        "read as prose, whose rule is first: the first answer is in" in n
+        for n in result.trace.notes
+    )
 
 
 async def test_one_prose_answer_is_not_enough_to_stop_the_rest() -> None:
@@ -176,3 +182,17 @@ async def test_one_prose_answer_is_not_enough_to_stop_the_rest() -> None:
     async with MoA(recipe(proposers(4), strategy=strategy), backends={"fake": fake}) as moa:
         result = await moa.arun("q")
     assert result.text == "Answer: 3"  # the others read as numbers, and voted
+
+
+async def test_an_agent_on_its_fallback_is_still_running_for_the_early_decision() -> None:
+    # a = 5; b fails and its fallback says 7; c = 7: the vote is 7, decided early or not
+    fake = FakeBackend()
+    fake.respond("a", "Answer: 5").fail("b", BackendError("HTTP 503: down", status=503))
+    fake.respond("b2", "Answer: 7").latency("b2", 0.2)
+    fake.respond("c", "Answer: 7").latency("c", 0.1)
+    layers = [["fake:a", {"model": "fake:b", "fallbacks": ["fake:b2"]}, "fake:c"]]
+    for strategy in ({"final": "vote"}, {"final": "vote", "decide_early": {}}):
+        async with MoA(recipe(layers, strategy=strategy), backends={"fake": fake}) as moa:
+            result = await moa.arun("q")
+        assert result.text == "Answer: 7", strategy
+        assert not any("stopped" in note for note in result.trace.notes)

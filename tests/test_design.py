@@ -5,7 +5,6 @@ called like every other call)."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from moa.cli import app
 from moa.errors import BackendTimeout, MissingKeyError
 from moa.evals.runner import Harness
 from moa.plan import compile_recipe
+from moa.prompts import Brief
 from moa.recipe import load_recipe
 from moa.strategies import Answers, RecipeStrategy, Step, StepContext, Strategy, build
 from moa.trace import AgentRole, Call
@@ -130,9 +130,7 @@ def test_settings_merge_later_wins_and_validate_once() -> None:
 def _context(answers: dict[str, str]) -> tuple[StepContext, list[tuple[str, AgentRole]]]:
     made: list[tuple[str, AgentRole]] = []
 
-    async def call(
-        agent: Agent, role: AgentRole, shown: Sequence[Message], layer: int, index: int
-    ) -> Call:
+    async def call(agent: Agent, role: AgentRole, shown: Brief, layer: int, index: int) -> Call:
         made.append((agent.model, role))
         text = answers[agent.model]
         return Call(
@@ -163,14 +161,14 @@ def _answers(*texts: str) -> Answers:
 async def test_a_vote_decides_without_a_call() -> None:
     ctx, made = _context({})
     step = build(Strategy(final="vote"))
-    assert await step.decide(ctx, _answers("Answer: 4", "Answer: 5", "Answer: 5")) == "Answer: 5"
+    assert await step.answer(ctx, _answers("Answer: 4", "Answer: 5", "Answer: 5")) == "Answer: 5"
     assert made == [] and ctx.notes == ["vote: 5 with 2 of 3"]
 
 
 async def test_a_ranker_is_one_judge_call_at_temperature_zero() -> None:
     ctx, made = _context({"fake:judge": "2"})
     step = build(Strategy(final="rank", judge="fake:judge"))
-    assert await step.decide(ctx, _answers("one", "two", "three")) == "two"
+    assert await step.answer(ctx, _answers("one", "two", "three")) == "two"
     assert made == [("fake:judge", "judge")]
 
 
@@ -234,3 +232,13 @@ async def test_traces_show_base_urls_without_credentials() -> None:
     text = result.trace.to_json()
     assert "secret" not in text and "token=abc" not in text
     assert "vllm:m@http://***@127.0.0.1:9/v1?***" in text  # the failed first try, redacted
+
+
+def test_the_final_rule_shapes_the_last_layer_and_keeps_the_rest_of_it() -> None:
+    layer = {"agents": ["fake:a", "fake:b", "fake:c", "fake:d"], "quorum": 2, "grace": 1.5}
+    strategy = {"final": {"rule": "vote", "weights": "confidence", "decide_early": {"start": 2}}}
+    (last,) = compile_recipe(
+        {"layers": [layer], "aggregator": "fake:x", "strategy": strategy}
+    ).layers
+    assert (last.quorum, last.grace, last.start) == (2, 1.5, 2)
+    assert all(a.logprobs for a in last.agents)

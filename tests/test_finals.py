@@ -131,4 +131,30 @@ async def test_auto_can_synthesise_a_kind() -> None:
 def test_an_unknown_rule_names_the_field() -> None:
     with pytest.raises(RecipeError) as info:
         load_recipe(recipe(proposers(3), strategy={"final": "auto", "by_kind": {"code": "magic"}}))
-    assert info.value.field == "strategy.by_kind.code"
+    assert info.value.field == "strategy.final"
+    assert "auto: code: unknown final rule 'magic'" in str(info.value)
+    new_form = {"final": {"rule": "auto", "code": {"rule": "magic"}}}
+    with pytest.raises(RecipeError, match="auto: code: unknown final rule 'magic'"):
+        load_recipe(recipe(proposers(3), strategy=new_form))
+
+
+async def test_usc_asks_its_selector_for_the_budget_the_recipe_gives() -> None:
+    for strategy, budget in (
+        ({"final": "usc"}, 32),
+        ({"final": {"rule": "usc", "max_tokens": 8}}, 8),
+        ({"final": "select", "select_by": "usc", "judge_max_tokens": 16}, 16),  # the old form
+    ):
+        fake = FakeBackend()
+        fake.respond("agg", "The most consistent response is Response 2")
+        result = await run(fake, recipe(proposers(3), strategy=strategy))
+        (judged,) = fake.requests("agg")
+        assert judged.settings.max_tokens == budget, strategy
+        assert result.text == "[p1] answer to: q"
+
+
+def test_an_option_on_the_wrong_rule_names_the_rule() -> None:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe(proposers(3), strategy={"final": {"rule": "vote", "judge": "fake:j"}}))
+    assert info.value.field == "strategy.final"
+    assert "'judge' is not an option of the vote rule" in str(info.value)
+    assert "weights" in str(info.value)  # the options it does take

@@ -15,7 +15,7 @@ from moa.errors import ConfigError
 from moa.evals import humaneval
 from moa.evals.cli import app
 from moa.evals.runner import Harness, wilson
-from moa.sandbox import Limits
+from moa.sandbox import SandboxLimits
 from moa.types import Request
 
 PROBLEMS = {p["id"]: p for p in humaneval.load_problems()}
@@ -56,7 +56,7 @@ def test_wrong_hanging_and_missing_answers_fail() -> None:
     p = PROBLEMS["HumanEval/53"]
     assert humaneval.score(p, "```python\ndef add(x, y):\n    return x - y\n```") == "error"
     hang = "```python\ndef add(x, y):\n    while True:\n        pass\n```"
-    assert humaneval.score(p, hang, limits=Limits(timeout_s=1.0)) == "timeout"
+    assert humaneval.score(p, hang, limits=SandboxLimits(timeout_s=1.0)) == "timeout"
     assert humaneval.score(p, "") == "empty" and humaneval.score(p, None) == "empty"
     assert humaneval.score(p, "I cannot do that.") == "error"
 

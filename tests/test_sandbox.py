@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from moa.sandbox import Limits, arun_python, isolation, run_python
+from moa.sandbox import SandboxLimits, arun_python, isolation, run_python
 
 
 def test_a_script_runs_and_its_output_comes_back() -> None:
@@ -22,19 +22,19 @@ def test_an_exception_is_an_error_with_its_traceback() -> None:
 
 
 def test_an_infinite_loop_is_killed_at_the_timeout() -> None:
-    outcome = run_python("while True:\n    pass", limits=Limits(timeout_s=1.0, cpu_s=30))
+    outcome = run_python("while True:\n    pass", limits=SandboxLimits(timeout_s=1.0, cpu_s=30))
     assert outcome.status == "timeout"
     assert 0.9 <= outcome.seconds < 5
 
 
 def test_cpu_time_is_bounded_too() -> None:
-    outcome = run_python("while True:\n    pass", limits=Limits(timeout_s=20.0, cpu_s=1))
+    outcome = run_python("while True:\n    pass", limits=SandboxLimits(timeout_s=20.0, cpu_s=1))
     assert outcome.status == "timeout" and outcome.seconds < 10
 
 
 def test_a_memory_hog_hits_the_limit() -> None:
     outcome = run_python(
-        "x = bytearray(2 * 1024**3)\nprint('allocated')", limits=Limits(memory_mb=256)
+        "x = bytearray(2 * 1024**3)\nprint('allocated')", limits=SandboxLimits(memory_mb=256)
     )
     assert outcome.status == "memory" and "allocated" not in outcome.stdout
 
@@ -85,7 +85,7 @@ def test_the_environment_is_not_inherited(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_output_is_bounded() -> None:
-    outcome = run_python("print('y' * 5_000_000)", limits=Limits(output_chars=1000))
+    outcome = run_python("print('y' * 5_000_000)", limits=SandboxLimits(output_chars=1000))
     assert outcome.ok and len(outcome.stdout) == 1000
 
 

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moa.behaviour import (
+from moa.evals.data import packaged
+from moa.strategies.agreement import most_agreed, similarity
+from moa.strategies.behaviour import (
     assemble_program,
     examples,
     extract_code,
@@ -22,19 +24,10 @@ from moa.behaviour import (
     select_by_behaviour,
     typed_calls,
 )
-from moa.evals.data import packaged
-from moa.selection import (
-    answer_kind,
-    cisc_weights,
-    confidence,
-    confidence_weight,
-    decide_early,
-    most_agreed,
-    parse_usc,
-    plurality,
-    similarity,
-    usc_prompt,
-)
+from moa.strategies.judges import parse_usc, usc_prompt
+from moa.strategies.read import answer_kind
+from moa.strategies.tally import decide_early, mean_weight, tally
+from moa.trace import confidence
 
 
 def test_similarity_is_overlap_in_zero_one() -> None:
@@ -65,44 +58,48 @@ def test_most_agreed_picks_the_consensus_text() -> None:
         most_agreed([])
 
 
-def test_plurality_with_ties_to_the_greedy_answer() -> None:
-    vote = plurality(["4", "5", "5", "4", None])
-    assert (vote.answer, vote.index, vote.tied) == ("4", 0, ("4", "5"))
-    assert plurality(["4", "5", "5"]).answer == "5"
+def test_tally_with_ties_to_the_greedy_answer() -> None:
+    vote = tally(["4", "5", "5", "4", None])
+    assert (vote.winner, vote.index, vote.tied) == ("4", 0, ("4", "5"))
+    assert vote.groups == {"4": [0, 3], "5": [1, 2]} and vote.total == 5 and vote.votes == 2
+    assert tally(["4", "5", "5"]).winner == "5"
     # the greedy candidate had no answer: a tie goes to the answer given first
-    assert plurality([None, "7", "8"]).answer == "7"
-    assert plurality([None, None]).answer is None
+    assert tally([None, "7", "8"]).winner == "7"
+    assert tally([None, None]).winner is None
     # the carrier is the first candidate with the winning answer when greedy lost
-    assert plurality(["1", "2", "2"]).index == 1
+    assert tally(["1", "2", "2"]).index == 1
 
 
 def test_weights_change_the_winner() -> None:
     answers = ["4", "5", "5"]
-    assert plurality(answers, [3.0, 1.0, 1.0]).answer == "4"
-    assert plurality(answers, [1.0, 1.0, 1.0]).answer == "5"
-    assert plurality({2: "5", 0: "4"}, {0: 0.2, 2: 0.9}).answer == "5"
+    assert tally(answers, [3.0, 1.0, 1.0]).winner == "4"
+    assert tally(answers, [1.0, 1.0, 1.0]).winner == "5"
+    assert tally({2: "5", 0: "4"}, {0: 0.2, 2: 0.9}).winner == "5"
+    # groups are ordered by score, not by count
+    assert list(tally(answers, [3.0, 1.0, 1.0]).groups) == ["4", "5"]
 
 
 def test_confidence_is_length_normalised() -> None:
     assert confidence([-1.0, -3.0]) == -2.0
     assert confidence([]) is None and confidence(None) is None
     # a long answer is not penalised for its length: same mean, same weight
-    assert confidence_weight([-0.5] * 3) == pytest.approx(confidence_weight([-0.5] * 300))
-    assert confidence_weight([-0.5], temperature=0.5) == pytest.approx(math.exp(-1.0))
-    assert confidence_weight(None) == 1.0
+    short, long = confidence([-0.5] * 3), confidence([-0.5] * 300)
+    assert mean_weight(short) == pytest.approx(mean_weight(long))
+    assert mean_weight(confidence([-0.5]), temperature=0.5) == pytest.approx(math.exp(-1.0))
+    assert mean_weight(None) == 1.0
     with pytest.raises(ValueError, match="temperature"):
-        confidence_weight([-1.0], temperature=0)
+        mean_weight(-1.0, temperature=0)
 
 
-def test_cisc_weights_are_a_softmax_and_fall_back_without_logprobs() -> None:
-    weights = cisc_weights([[-0.1, -0.1], [-2.0], [-0.1]])
-    assert weights is not None and sum(weights) == pytest.approx(1.0)
-    assert weights[0] == pytest.approx(weights[2]) and weights[1] < weights[0]
-    assert cisc_weights([[-0.1], None]) is None
-    # a confident minority beats an unsure majority
+def test_cisc_weights_need_no_softmax_and_fall_back_without_logprobs() -> None:
     lps = [[-0.05] * 10, [-3.0] * 10, [-3.0] * 10]
-    w = cisc_weights(lps)
-    assert w is not None and plurality(["12", "13", "13"], w).answer == "12"
+    raw = [mean_weight(confidence(lp)) for lp in lps]
+    normalised = [w / sum(raw) for w in raw]  # CISC's softmax: the same winner
+    # a confident minority beats an unsure majority
+    assert tally(["12", "13", "13"], raw).winner == "12"
+    assert tally(["12", "13", "13"], normalised).winner == "12"
+    # an answer without logprobs weighs 1, as in a plain vote
+    assert tally(["12", "13", "13"], [mean_weight(None)] * 3).winner == "13"
 
 
 def test_early_when_the_rest_cannot_change_the_outcome() -> None:
@@ -155,7 +152,7 @@ def test_an_early_decision_is_the_final_outcome_whatever_the_rest_say(
         for rest in itertools.product(["a", "b", "c", "d", None], repeat=len(pending)):
             final = {**done, **dict(zip(pending, rest, strict=True))}
             heavy = {**(w or {}), **dict.fromkeys(pending, 1.0)}
-            assert plurality(final, heavy if weighted else None).answer == early.answer
+            assert tally(final, heavy if weighted else None).winner == early.answer
         break
 
 

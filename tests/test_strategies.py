@@ -9,22 +9,20 @@ from recipes import recipe
 
 from moa import AGGREGATE_PROMPT, FakeBackend, MoA, Token
 from moa.errors import RecipeError
-from moa.extract import extract_number, normalize_number
 from moa.prompts import numbered
 from moa.recipe import load_recipe
-from moa.strategies import (
-    RANK_PROMPT,
-    REVIEW_PROMPT,
-    SEQ_NOTE,
-    Strategy,
-    aggregate_block,
-    borda,
-    evidence_text,
-    parse_choice,
-    parse_ranking,
-    seq_rounds,
-    tally,
-)
+from moa.strategies import Strategy
+from moa.strategies.aggregate import SEQ_NOTE, aggregator_brief, evidence_text, seq_rounds
+from moa.strategies.judges import RANK_PROMPT, REVIEW_PROMPT, borda, parse_choice, parse_ranking
+from moa.strategies.read import extract_number, normalize_number
+from moa.strategies.tally import tally
+
+
+def aggregate_block(prompt: str, refs: list[str]) -> str:
+    """The aggregator's system text with the votes as evidence."""
+    evidence = tally([extract_number(r) for r in refs])
+    (system,) = aggregator_brief([], prompt, refs, evidence=evidence).render()
+    return system.content
 
 
 def make(fake: FakeBackend, strategy: dict[str, Any], **extra: Any) -> MoA:
@@ -76,10 +74,12 @@ def test_normalize_number() -> None:
 
 # votes ---------------------------------------------------------------------------------------
 def test_tally_ties_go_to_the_answer_given_first() -> None:
-    t = tally(["Answer: 5", "Answer: 7", "Answer: 7", "Answer: 5", "nothing"], extract_number)
+    t = tally(
+        [extract_number(a) for a in ["Answer: 5", "Answer: 7", "Answer: 7", "Answer: 5", "nothing"]]
+    )
     assert t.winner == "5" and t.index == 0 and t.votes == 2 and t.total == 5
     assert t.groups == {"5": [0, 3], "7": [1, 2]}
-    assert tally(["x", "y"], extract_number).winner is None
+    assert tally([extract_number("x"), extract_number("y")]).winner is None
 
 
 async def test_majority_vote_returns_the_chosen_text_without_an_aggregator_call() -> None:
@@ -124,7 +124,7 @@ async def test_a_vote_on_prose_can_fall_back_to_the_synthesis() -> None:
         AGGREGATE_PROMPT, ["a poem", "another poem", "a third"]
     )
     assert "vote: no answer could be read; synthesising" in result.trace.notes
-    with pytest.raises(RecipeError, match="unread: synthesize is for final: vote"):
+    with pytest.raises(RecipeError, match="unread is not an option of final: synthesize"):
         load_recipe(
             {"layers": [["fake:a"]], "aggregator": "fake:b", "strategy": {"unread": "synthesize"}}
         )
@@ -132,7 +132,7 @@ async def test_a_vote_on_prose_can_fall_back_to_the_synthesis() -> None:
 
 def test_votes_as_evidence_exact_text() -> None:
     refs = ["x\nAnswer: 72", "y\nAnswer: 68", "z\nAnswer: 72"]
-    block = aggregate_block(AGGREGATE_PROMPT, refs, Strategy(evidence="votes"))
+    block = aggregate_block(AGGREGATE_PROMPT, refs)
     assert block == (
         AGGREGATE_PROMPT + "\n1. x\nAnswer: 72\n2. y\nAnswer: 68\n3. z\nAnswer: 72"
         "\n\nAgreement between the responses: their final answers are "
@@ -140,17 +140,14 @@ def test_votes_as_evidence_exact_text() -> None:
         "The most common answer is 72. Agreement between independent responses is evidence "
         "of correctness, but a majority can be wrong: check the reasoning."
     )
-    same = evidence_text(tally(["Answer: 1", "Answer: 1"], extract_number))
+    same = evidence_text(tally(["1", "1"]))
     assert same.endswith(
         "All responses agree on 1; agreement between independent responses "
         "is strong evidence, but still check the reasoning."
     )
-    assert evidence_text(tally(["?"], extract_number)) == ""
+    assert evidence_text(tally([extract_number("?")])) == ""
     prose = ["Paris is lovely.", "See Paris."]
-    assert (
-        aggregate_block("P", prose, Strategy(evidence="votes"))
-        == "P\n1. Paris is lovely.\n2. See Paris."
-    )
+    assert aggregate_block("P", prose) == "P\n1. Paris is lovely.\n2. See Paris."
 
 
 def test_strict_answers_ignore_numbers_in_passing() -> None:
@@ -169,9 +166,7 @@ async def test_votes_as_evidence_reach_the_aggregator() -> None:
     assert result.text == "Answer: 72"
     (req,) = fake.requests("agg")
     refs = ["x\nAnswer: 72", "y\nAnswer: 68", "z\nAnswer: 72"]
-    assert req.messages[0].content == aggregate_block(
-        AGGREGATE_PROMPT, refs, Strategy(evidence="votes")
-    )
+    assert req.messages[0].content == aggregate_block(AGGREGATE_PROMPT, refs)
     assert req.messages[1].content == "q"
 
 
@@ -393,12 +388,18 @@ async def test_single_model_baseline_and_default_strategy_untouched() -> None:
 # the recipe field ----------------------------------------------------------------------------
 def test_strategy_errors_name_the_field() -> None:
     base = {"layers": [["fake:a"]], "aggregator": "fake:b"}
-    with pytest.raises(RecipeError, match=r"strategy\.select\.top_k"):
+    with pytest.raises(RecipeError, match=r"strategy\.prune\.top_k"):
+        load_recipe({**base, "strategy": {"prune": {"top_k": 0}}})
+    with pytest.raises(RecipeError, match=r"strategy\.prune\.top_k"):  # its old name
         load_recipe({**base, "strategy": {"select": {"top_k": 0}}})
-    with pytest.raises(RecipeError, match=r"strategy\.final"):
+    with pytest.raises(RecipeError, match=r"strategy\.final: unknown final rule 'best'"):
         load_recipe({**base, "strategy": {"final": "best"}})
-    with pytest.raises(RecipeError, match=r"strategy\.judge.*unknown provider"):
-        load_recipe({**base, "strategy": {"judge": "nowhere:x"}})
+    with pytest.raises(RecipeError, match=r"strategy\.final: rank: judge: .*unknown provider"):
+        load_recipe({**base, "strategy": {"final": {"rule": "rank", "judge": "nowhere:x"}}})
+    with pytest.raises(RecipeError, match=r"strategy\.final: rank: judge: .*unknown provider"):
+        load_recipe({**base, "strategy": {"final": "rank", "judge": "nowhere:x"}})  # old form
+    with pytest.raises(RecipeError, match=r"judge is not an option of final: synthesize"):
+        load_recipe({**base, "strategy": {"judge": "fake:j"}})
     with pytest.raises(RecipeError, match=r"strategy\.answer_pattern"):
         load_recipe({**base, "strategy": {"answer_pattern": "("}})
     with pytest.raises(RecipeError, match=r"strategy: seq aggregates in rounds"):

@@ -31,12 +31,11 @@ from moa.errors import (
 )
 from moa.events import AgentFinished, AgentStarted, EventSink, Token
 from moa.limits import Limits, LimitSpec
-from moa.prompts import add_system, inject
+from moa.prompts import Brief, add_system
 from moa.recipe import Retry
 from moa.redact import redact_urls
 from moa.resolver import Resolver
-from moa.selection import confidence
-from moa.trace import AgentRole, Attempt, Call, Trace
+from moa.trace import AgentRole, Attempt, Call, Trace, confidence
 from moa.types import Completion, Message, Request
 
 __all__ = ["Caller", "Run", "failures"]
@@ -94,7 +93,6 @@ class Caller:
         *,
         retry: Retry | None = None,
         timeout: float | None = None,
-        prompt: str = "",
         limit_specs: Mapping[str, LimitSpec] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -102,7 +100,6 @@ class Caller:
         self.limits = limits
         self.retry = retry or Retry()
         self.timeout = timeout
-        self.prompt = prompt
         self.limit_specs = dict(limit_specs or {})
         self.rng = rng or random.Random()
 
@@ -125,28 +122,29 @@ class Caller:
         run: Run,
         agent: Agent,
         role: AgentRole,
-        messages: Sequence[Message],
+        brief: Brief | Sequence[Message],
         *,
         layer: int,
         index: int,
-        references: Sequence[str] = (),
         stream: bool = False,
         record: Call | None = None,
     ) -> Call:
-        """The answer of `agent` or of its fallbacks, recorded in `run.trace` (in `record`
-        where given). Never raises for the agent's own failure (the Call says it); a
-        cancellation is recorded, then raised."""
+        """The answer of `agent` or of its fallbacks to `brief` (or to plain messages),
+        recorded in `run.trace` (in `record` where given). Never raises for the agent's own
+        failure (the Call says it); a cancellation is recorded, then raised."""
         call = record or self.record(run, agent, role, layer=layer, index=index)
         call.started_s = run.elapsed()
         run.emit(AgentStarted(layer, index, call.agent, call.model, role))
+        if not isinstance(brief, Brief):
+            brief = Brief(tuple(brief))
         if agent.system:
-            messages = add_system(messages, agent.system, first=True)
+            brief = brief.with_messages(add_system(brief.messages, agent.system, first=True))
         try:
             remaining = run.remaining()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
             async with asyncio.timeout(remaining):
-                await self._models(run, call, agent, messages, references, stream)
+                await self._models(run, call, agent, brief, stream)
         except TimeoutError:
             call.error_type = "DeadlineExceeded"
             call.error = "the run's deadline passed before this call finished"
@@ -160,65 +158,54 @@ class Caller:
             run.emit(AgentFinished(call))
         return call
 
-    async def _models(
-        self,
-        run: Run,
-        call: Call,
-        agent: Agent,
-        messages: Sequence[Message],
-        references: Sequence[str],
-        stream: bool,
-    ) -> None:
+    async def _models(self, run: Run, call: Call, agent: Agent, brief: Brief, stream: bool) -> None:
+        """The agent's model, then each fallback, until one answers. The call's error is set
+        only once every model failed: while a fallback runs, the call is still running (a
+        strategy that counts finished calls must not count it)."""
         streamed: list[str] = []  # what already reached the user
+        failed: BackendError | None = None
         for ref in (agent.model, *agent.fallbacks):
             call.model = redact_urls(ref)  # a base URL may carry credentials
             try:
-                done = await self._attempts(
-                    run, call, ref, agent, messages, references, stream, streamed
-                )
+                done = await self._attempts(run, call, ref, agent, brief, stream, streamed)
             except BackendError as exc:
-                call.error_type, call.error = type(exc).__name__, exc.message
+                failed = exc
                 if streamed and run.listening:  # text reached the user: no silent restart
                     call.text = "".join(streamed)
-                    call.error += f" (after {len(call.text)} characters were streamed)"
+                    call.error_type = type(exc).__name__
+                    call.error = f"{exc.message} (after {len(call.text)} characters were streamed)"
                     return
                 streamed.clear()  # nobody saw it: the next model starts afresh
                 continue
             call.text = done.text
             call.finish_reason = done.finish_reason
             call.logprob = confidence(done.logprobs)
-            call.error = call.error_type = None
             call.input_tokens = done.usage.input_tokens
             call.output_tokens = done.usage.output_tokens
             return
+        assert failed is not None
+        call.error_type, call.error = type(failed).__name__, failed.message
 
     def fitted(
-        self,
-        backend: Backend,
-        model: str,
-        agent: Agent,
-        messages: Sequence[Message],
-        references: Sequence[str],
-        *,
-        ref: str,
+        self, backend: Backend, model: str, agent: Agent, brief: Brief, *, ref: str
     ) -> tuple[list[Message], dict[str, Any] | None]:
-        """The messages to send, references trimmed to the context window where one is known.
+        """The messages to send, the brief's references trimmed to the context window where
+        one is known (whatever else the brief shows is kept whole).
 
-        Only the references are trimmed: a conversation that does not fit by itself raises
-        ContextLengthError naming `ref` (the model reference being called)."""
+        A brief that does not fit without its references raises ContextLengthError naming
+        `ref` (the model reference being called)."""
         window = agent.context_window or backend.context_window(model)
+        references = brief.references
         if not window:
-            return (
-                inject(messages, self.prompt, references) if references else list(messages)
-            ), None
+            return brief.render(), None
 
         def count(text: str) -> int:
             counted = backend.count_tokens(model, text)
             return counted if counted is not None else estimate_tokens(text)
 
         reserve = agent.max_tokens or 512
-        overhead = 8 * (len(messages) + 1) + 4 * len(references)
-        base = inject(messages, self.prompt, []) if references else list(messages)
+        base = brief.render([]) if references else brief.render()
+        overhead = 8 * (len(brief.messages) + 1) + 4 * len(references)
         base_tokens = sum(count(m.content) for m in base) + overhead
         budget = window - reserve - base_tokens
         if budget < 0:
@@ -244,7 +231,7 @@ class Caller:
                     for t in trims
                 ],
             }
-        return inject(messages, self.prompt, kept), info
+        return brief.render(kept), info
 
     async def _attempts(
         self,
@@ -252,8 +239,7 @@ class Caller:
         call: Call,
         ref: str,
         agent: Agent,
-        messages: Sequence[Message],
-        references: Sequence[str],
+        brief: Brief,
         stream: bool,
         streamed: list[str],
     ) -> Completion:
@@ -263,7 +249,7 @@ class Caller:
         provider = self.resolver.provider_of(ref)
         ref = redact_urls(ref)  # as the trace and errors show it
         try:
-            outgoing, trimmed = self.fitted(backend, model, agent, messages, references, ref=ref)
+            outgoing, trimmed = self.fitted(backend, model, agent, brief, ref=ref)
         except ContextLengthError as exc:  # refused here, before any request: still an attempt
             call.attempts.append(
                 Attempt(model=ref, latency_s=0.0, error=exc.message, error_type=type(exc).__name__)
@@ -294,7 +280,12 @@ class Caller:
             except BackendError as exc:
                 error = exc
             except TimeoutError:
-                error = BackendTimeout(f"no answer within {timeout:g}s", model=ref)
+                error = BackendTimeout(
+                    "the backend timed out"
+                    if timeout is None
+                    else f"no answer within {timeout:g}s",
+                    model=ref,
+                )
             except asyncio.CancelledError:  # the trace says so, then the cancellation goes on
                 call.attempts.append(
                     Attempt(

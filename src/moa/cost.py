@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -71,11 +71,20 @@ def load_prices(path: str | Path) -> dict[str, Price]:
     return prices
 
 
-def merge_prices(recipe: Any = None, *more: Prices | None) -> dict[str, Price]:
+class PricedProvider(Protocol):
+    """A provider of a recipe's `providers:` section, as far as prices go."""
+
+    @property
+    def prices(self) -> Mapping[str, Price]: ...
+
+
+def merge_prices(
+    providers: Mapping[str, PricedProvider] | None = None, *more: Prices | None
+) -> dict[str, Price]:
     """The prices of a recipe's `providers:` section (as `provider:model`), then of `more`
     (later wins)."""
     prices: dict[str, Price] = {}
-    for name, spec in (getattr(recipe, "providers", None) or {}).items():
+    for name, spec in (providers or {}).items():
         for model, price in spec.prices.items():
             prices[f"{name}:{model}"] = price
     for extra in more:

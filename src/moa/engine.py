@@ -45,10 +45,10 @@ from moa.events import (
 )
 from moa.limits import LIMITS, Limits
 from moa.plan import LayerPlan, Plan, compile_recipe
-from moa.prompts import add_system, inject
+from moa.prompts import Brief, briefed
 from moa.recipe import Recipe
 from moa.resolver import Resolver
-from moa.strategies import Answers, Final, StepContext
+from moa.strategies import AggregatorInput, Answers, StepContext
 from moa.trace import AgentRole, Call, Trace
 from moa.types import Message, MessagesLike, Settings, to_messages
 
@@ -60,10 +60,7 @@ __all__ = [
     "LayerFinished",
     "MoA",
     "Result",
-    "Settings",
     "Token",
-    "add_system",
-    "inject",
     "run",
 ]
 
@@ -114,7 +111,6 @@ class MoA:
             limits,
             retry=self.recipe.retry,
             timeout=self.recipe.timeout,
-            prompt=self.recipe.prompt,
             limit_specs=self.plan.limits,
             rng=rng,
         )
@@ -245,7 +241,7 @@ class MoA:
         aggregator = plan.aggregator_with(overrides)
 
         async def side_call(
-            agent: Agent, role: AgentRole, shown: Sequence[Message], layer: int, index: int
+            agent: Agent, role: AgentRole, shown: Brief, layer: int, index: int
         ) -> Call:
             return await self.caller.call(run, agent, role, shown, layer=layer, index=index)
 
@@ -266,14 +262,14 @@ class MoA:
                 layer,
                 messages,
                 answers.texts,
-                functools.partial(step.decided, ctx, layer.number),
+                functools.partial(step.settled, ctx, layer.number),
             )
             answers = await step.after_layer(ctx, layer.number, Answers([c for c in calls if c.ok]))
             if layer.number < len(plan.layers) and step.stop_after(ctx, layer.number, answers):
                 break
-        final = Final(messages, [], ctx.final_layer)
+        final = AggregatorInput(Brief(tuple(messages)), ctx.final_layer)
         if answers.calls:
-            picked = await step.decide(ctx, answers)
+            picked = await step.answer(ctx, answers)
             if picked is not None:
                 run.trace.outcome = "ok"
                 run.emit(Token(picked))
@@ -283,24 +279,29 @@ class MoA:
             run,
             aggregator,
             "aggregator",
-            final.messages,
+            final.brief,
             layer=final.layer,
             index=0,
-            references=final.references,
             stream=True,
         )
         if call.ok:
             run.trace.outcome = "ok"
             return Result(text=call.text or "", trace=run.trace)
-        return self._without_aggregator(run, call, aggregator, answers)
+        return self._without_aggregator(run, call, aggregator, answers, step.best_proposal)
 
     def _without_aggregator(
-        self, run: Run, call: Call, aggregator: Agent, answers: Answers
+        self,
+        run: Run,
+        call: Call,
+        aggregator: Agent,
+        answers: Answers,
+        best_proposal: Callable[[Answers], int],
     ) -> Result:
-        """The aggregator failed: the best proposal where the recipe allows, else the error."""
+        """The aggregator failed: the best proposal where the recipe allows (the strategy says
+        which), else the error."""
         failed = [f for c in run.trace.calls if not c.ok for f in failures(c)]
         if self.recipe.on_aggregator_failure == "best_proposal" and answers.calls:
-            best = answers.calls[0]
+            best = answers.calls[best_proposal(answers)]
             run.trace.outcome = "best_proposal"
             run.trace.notes.append(
                 f"the aggregator failed ({call.error_type}: {call.error}); "
@@ -319,7 +320,7 @@ class MoA:
         layer: LayerPlan,
         messages: Sequence[Message],
         references: Sequence[str],
-        decided: Callable[[Sequence[Call]], str | None],
+        settled: Callable[[Sequence[Call]], str | None],
     ) -> list[Call]:
         """Every agent of the layer, concurrently, until all answered, or the quorum is met and
         the grace period over, or the strategy says the outcome is decided, or the quorum can
@@ -331,6 +332,7 @@ class MoA:
             self.caller.record(run, agent, "proposer", layer=number, index=i)
             for i, agent in enumerate(layer.agents)
         ]
+        brief = briefed(messages, self.recipe.prompt, references)
 
         def launch(i: int) -> asyncio.Task[Call]:
             agent = layer.agents[i]
@@ -339,10 +341,9 @@ class MoA:
                     run,
                     agent,
                     "proposer",
-                    messages,
+                    brief,
                     layer=number,
                     index=i,
-                    references=references,
                     record=calls[i],
                 )
             )
@@ -368,7 +369,7 @@ class MoA:
                     reason = "cancelled: the layer can no longer reach its quorum"
                     break
                 unstarted = len(calls) - len(tasks)
-                if ok >= quorum and (pending or unstarted) and (why := decided(calls)):
+                if ok >= quorum and (pending or unstarted) and (why := settled(calls)):
                     reason = f"cancelled: {why}"
                     stopped = len(pending) + unstarted
                     held = f" (and did not start {unstarted})" if unstarted else ""

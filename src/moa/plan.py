@@ -46,17 +46,12 @@ class Plan:
     recipe: Recipe
     layers: tuple[LayerPlan, ...]
     aggregator: Agent
-    judges: tuple[Agent, ...]
     models: tuple[str, ...]
     providers: Mapping[str, Provider]
     limits: Mapping[str, LimitSpec]
     prices: Mapping[str, Price]
     """Token prices from the recipe's `providers:` section (moa.cost)."""
     strategy: Step
-
-    @property
-    def name(self) -> str:
-        return self.recipe.name
 
     def aggregator_with(self, overrides: Settings) -> Agent:
         """The aggregator with a request's settings, except those the recipe pins."""
@@ -109,15 +104,14 @@ def compile_recipe(source: Plan | Recipe | str | Path | Mapping[str, Any]) -> Pl
     )
     aggregator = recipe.aggregator.with_defaults(recipe.defaults("aggregator"))
     strategy = recipe.strategy
-    if strategy.weights == "confidence" and layers:  # the votes need each answer's logprobs
+    final = strategy.final
+    if layers and (final.logprobs or final.start is not None):
         last = layers[-1]
-        asked = tuple(a.with_defaults(Settings(logprobs=True)) for a in last.agents)
-        layers = (*layers[:-1], LayerPlan(last.number, asked, last.quorum, last.grace))
-    early = strategy.decide_early
-    if early is not None and early.start is not None and layers:
-        last = layers[-1]
-        layers = (*layers[:-1], replace(last, start=early.start))
-    judges = tuple(Agent(model=ref) for ref in strategy.judges())
+        asked = last.agents
+        if final.logprobs:  # the votes need each answer's logprobs
+            asked = tuple(a.with_defaults(Settings(logprobs=True)) for a in asked)
+        layers = (*layers[:-1], replace(last, agents=asked, start=final.start))
+    judges = [Agent(model=ref) for ref in strategy.judges()]
     called = [*(a for layer in layers for a in layer.agents), aggregator, *judges]
     models = tuple(dict.fromkeys(ref for a in called for ref in (a.model, *a.fallbacks)))
     providers = {name: p for name in recipe.providers if (p := _provider(name, recipe))}
@@ -130,10 +124,9 @@ def compile_recipe(source: Plan | Recipe | str | Path | Mapping[str, Any]) -> Pl
         recipe=recipe,
         layers=layers,
         aggregator=aggregator,
-        judges=judges,
         models=models,
         providers=providers,
         limits=limits,
-        prices=merge_prices(recipe),
+        prices=merge_prices(recipe.providers),
         strategy=build(strategy),
     )

@@ -1,12 +1,22 @@
-"""How answers are shown to a model: the numbered references, put in the system message."""
+"""What a call is shown: the conversation, and other models' answers laid out in it.
+
+    brief = briefed(messages, AGGREGATE_PROMPT, answers, notes=["Agreement: ..."])
+    brief.render()                 # the messages, answers numbered in the system message
+    brief.render(trimmed)          # the same with the answers cut to fit a context window
+
+Every call that shows a model other answers (a later layer's proposers, the aggregator, a
+judge, a council reviewer, a Self-MoA-Seq round) is given a `Brief`, so the caller can trim the
+answers to the model's context window before it lays them out (`moa.call`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from moa.types import Message
 
-__all__ = ["add_system", "inject", "numbered"]
+__all__ = ["Brief", "Layout", "add_system", "briefed", "inject", "numbered"]
 
 
 def numbered(prompt: str, references: Sequence[str]) -> str:
@@ -30,3 +40,46 @@ def add_system(messages: Sequence[Message], text: str, *, first: bool = False) -
 def inject(messages: Sequence[Message], prompt: str, references: Sequence[str]) -> list[Message]:
     """The conversation with the previous layer's answers, exactly as the paper injects them."""
     return add_system(messages, numbered(prompt, references))
+
+
+Layout = Callable[[Sequence[Message], Sequence[str]], list[Message]]
+"""layout(messages, references): the messages a model is sent."""
+
+
+@dataclass(frozen=True)
+class Brief:
+    """One call's input: the conversation, the answers it is shown, and how they are laid out
+    in it. `references` are what the caller may trim to fit; everything else is kept whole."""
+
+    messages: Sequence[Message]
+    references: Sequence[str] = ()
+    layout: Layout | None = None
+    """None: the messages as they are (a call shown no answers)."""
+
+    def render(self, references: Sequence[str] | None = None) -> list[Message]:
+        """The messages to send, with `references` (trimmed ones) in place of the brief's own."""
+        if self.layout is None:
+            return list(self.messages)
+        return self.layout(self.messages, self.references if references is None else references)
+
+    def with_messages(self, messages: Sequence[Message]) -> Brief:
+        return Brief(tuple(messages), self.references, self.layout)
+
+
+def briefed(
+    messages: Sequence[Message],
+    prompt: str,
+    references: Sequence[str],
+    notes: Sequence[str] = (),
+) -> Brief:
+    """The paper's layout: the prompt and the numbered answers in the system message, then any
+    notes (the votes as evidence, a council's review, the Self-MoA-Seq note). With no answers
+    and no notes, the conversation as it is."""
+    extra = tuple(notes)
+    if not references and not extra:
+        return Brief(tuple(messages))
+
+    def layout(msgs: Sequence[Message], refs: Sequence[str]) -> list[Message]:
+        return add_system(msgs, "\n\n".join([numbered(prompt, refs), *extra]))
+
+    return Brief(tuple(messages), tuple(references), layout)

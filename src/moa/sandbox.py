@@ -1,6 +1,6 @@
 """Run generated Python code in a child process with limits, and say what happened.
 
-    outcome = run_python("print(sum(range(10)))", limits=Limits(timeout_s=5))
+    outcome = run_python("print(sum(range(10)))", limits=SandboxLimits(timeout_s=5))
     outcome.status, outcome.stdout      # ('ok', '45\\n')
 
 What is isolated, and how (each step happens in the child, before the code runs):
@@ -46,13 +46,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Limits", "Outcome", "arun_python", "isolation", "run_python"]
+__all__ = ["Outcome", "SandboxLimits", "arun_python", "isolation", "run_python"]
 
 Status = Literal["ok", "error", "timeout", "memory"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Limits:
+class SandboxLimits:
     """What one run may use. `cpu_s` defaults to the timeout rounded up, plus one."""
 
     timeout_s: float = 10.0
@@ -137,12 +137,12 @@ def _nobody() -> tuple[int, int] | None:
 def isolation() -> dict[str, str]:
     """How this machine isolates a run: {'network': 'namespace' | 'guard', 'user': 'nobody' |
     'caller'}. Probed once, with a real child."""
-    probe = run_python("pass", limits=Limits(timeout_s=10))
+    probe = run_python("pass", limits=SandboxLimits(timeout_s=10))
     user = "nobody" if os.geteuid() == 0 and _nobody() is not None else "caller"
     return {"network": probe.network, "user": user}
 
 
-def _rlimits(limits: Limits) -> dict[str, int]:
+def _rlimits(limits: SandboxLimits) -> dict[str, int]:
     cpu = limits.cpu_s if limits.cpu_s is not None else int(limits.timeout_s) + 2
     return {
         "RLIMIT_AS": limits.memory_mb * 1024 * 1024,
@@ -176,12 +176,12 @@ def _status(returncode: int | None, stderr: str, timed_out: bool) -> Status:
 
 
 def run_python(
-    code: str, *, limits: Limits | None = None, main: bool = True, namespace: bool = True
+    code: str, *, limits: SandboxLimits | None = None, main: bool = True, namespace: bool = True
 ) -> Outcome:
     """Run `code` as a Python script in a fresh sandboxed child (see the module docstring).
     `main=False` runs it as a module instead (`if __name__ == "__main__":` blocks skipped);
     `namespace=False` skips the network namespace and relies on the socket guard alone."""
-    limits = limits or Limits()
+    limits = limits or SandboxLimits()
     drop_to = _nobody() if os.geteuid() == 0 else None
     cfg: dict[str, object] = {
         "limits": _rlimits(limits),
@@ -231,6 +231,8 @@ def run_python(
     return Outcome(status, proc.returncode, stdout, stderr, round(seconds, 3), network)
 
 
-async def arun_python(code: str, *, limits: Limits | None = None, main: bool = True) -> Outcome:
+async def arun_python(
+    code: str, *, limits: SandboxLimits | None = None, main: bool = True
+) -> Outcome:
     """`run_python` in a worker thread, so an event loop keeps serving while code runs."""
     return await asyncio.to_thread(run_python, code, limits=limits, main=main)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 AgentRole = Literal["proposer", "aggregator", "judge"]
 """What an agent does in a run (not a message role: that is `moa.types.Role`)."""
 Outcome = Literal["ok", "best_proposal", "error", "running"]
+
+
+def confidence(logprobs: Sequence[float] | None) -> float | None:
+    """A sequence's confidence as a call records it: the mean log-probability of its tokens
+    (length-normalised); None without log-probabilities."""
+    if not logprobs:
+        return None
+    return sum(logprobs) / len(logprobs)
 
 
 @dataclass(kw_only=True)
@@ -65,7 +74,11 @@ def _cost(calls: list[Call]) -> float | None:
 @dataclass(kw_only=True)
 class Totals:
     calls: int = 0
+    """Calls made (at least one model tried)."""
     failed: int = 0
+    """Calls made that ended without an answer (those stopped on purpose included)."""
+    unstarted: int = 0
+    """Calls cancelled or held back before any model was tried (not among `calls`)."""
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
@@ -91,9 +104,11 @@ class Trace:
         return [c for c in self.calls if c.layer == number]
 
     def _totals(self, calls: list[Call], latency: float) -> Totals:
+        made = [c for c in calls if c.attempts]
         return Totals(
-            calls=len(calls),
-            failed=sum(1 for c in calls if not c.ok),
+            calls=len(made),
+            failed=sum(1 for c in made if not c.ok),
+            unstarted=len(calls) - len(made),
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             latency_s=latency,

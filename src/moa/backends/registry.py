@@ -39,8 +39,6 @@ class InProcess:
     make: Callable[[], Backend]
     locate: Callable[[str, bool, Progress | None], Located]
     """locate(model, auto_pull, progress): the model as the backend names it."""
-    local: bool = False
-    """Runs a model on this machine (calls are decoded together, not rate limited)."""
 
 
 def _fake() -> Backend:
@@ -78,8 +76,8 @@ REGISTRY: dict[str, InProcess] = {
     e.name: e
     for e in (
         InProcess("fake", "fake", _fake, _as_is),
-        InProcess("local", "local", _llama, _catalog, local=True),
-        InProcess("gguf", "local", _llama, _file, local=True),
+        InProcess("local", "local", _llama, _catalog),
+        InProcess("gguf", "local", _llama, _file),
     )
 }
 IN_PROCESS: tuple[str, ...] = tuple(REGISTRY)

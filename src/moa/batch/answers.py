@@ -18,13 +18,18 @@ from typing import Any
 from moa.batch.executor import BatchSummary, run_batch
 from moa.batch.reader import Source
 from moa.cost import Prices, merge_prices, price_trace
+from moa.engine import MoA
 from moa.errors import ConfigError
+from moa.recipe import Recipe
+
+RecipeLike = Recipe | str | Path | Mapping[str, Any]
+"""What `moa.recipe.load_recipe` accepts: a built-in name, a file, a mapping, a Recipe."""
 
 __all__ = ["answer_item", "run_recipe", "run_recipe_sync"]
 
 
 async def answer_item(
-    engine: Any,
+    engine: MoA,
     item: Mapping[str, Any],
     *,
     prompt_key: str = "prompt",
@@ -80,12 +85,12 @@ async def answer_item(
 
 
 async def run_recipe(
-    recipe: Any,
+    recipe: RecipeLike | None,
     items: Source,
     *,
     out: str | Path,
     prompt_key: str = "prompt",
-    moa: Any = None,
+    moa: MoA | None = None,
     keep_trace: bool = True,
     prices: Prices | None = None,
     id_key: str = "id",
@@ -93,10 +98,13 @@ async def run_recipe(
 ) -> BatchSummary:
     """Answer every item with a recipe (or the engine `moa`), resumably; see `run_batch` for
     the other options. `prices` add to those of the recipe's `providers:` section."""
-    from moa.engine import MoA
-
-    engine = moa or MoA(recipe)
-    table = merge_prices(engine.recipe, prices)
+    if moa is not None:
+        engine = moa
+    elif recipe is not None:
+        engine = MoA(recipe)
+    else:
+        raise ConfigError("give a recipe or an engine (moa=)")
+    table = merge_prices(engine.recipe.providers, prices)
 
     async def work(item: dict[str, Any]) -> dict[str, Any]:
         return await answer_item(
@@ -115,6 +123,6 @@ async def run_recipe(
             await engine.aclose()
 
 
-def run_recipe_sync(recipe: Any, items: Source, **kwargs: Any) -> BatchSummary:
+def run_recipe_sync(recipe: RecipeLike | None, items: Source, **kwargs: Any) -> BatchSummary:
     """The blocking twin of `run_recipe`."""
     return asyncio.run(run_recipe(recipe, items, **kwargs))

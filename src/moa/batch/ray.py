@@ -378,7 +378,7 @@ async def run_recipe_ray(
         "prompt_key": prompt_key,
         "id_key": id_key,
         "keep_trace": keep_trace,
-        "prices": merge_prices(pool.recipe, prices),
+        "prices": merge_prices(pool.recipe.providers, prices),
     }
 
     async def work(item: dict[str, Any]) -> dict[str, Any]:

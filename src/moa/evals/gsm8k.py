@@ -27,10 +27,12 @@ from moa.evals.runner import (
     single,
     wilson,
 )
-from moa.extract import extract_number
 from moa.plan import compile_recipe
 from moa.recipe import Agent, Layer, Recipe, load_recipe
 from moa.strategies import Strategy
+from moa.strategies.finals.rank import Rank
+from moa.strategies.finals.vote import Vote
+from moa.strategies.read import extract_number
 
 __all__ = [
     "KINDS",
@@ -119,13 +121,14 @@ def variants_for(recipe: Recipe, kinds: Sequence[str] = KINDS) -> list[Variant]:
             label = f"{agent_label(agent)} alone"
             out.append(Variant(label, single(recipe, agent, label), "alone"))
     if "vote" in kinds and len(first) > 1:
-        strategy = Strategy(final="vote", answer=recipe.strategy.answer)
+        strategy = Strategy(final=Vote(), answer=recipe.strategy.answer)
         name = f"{recipe.name}: majority vote"
         out.append(
             Variant(name, base.model_copy(update={"name": name, "strategy": strategy}), "vote")
         )
     if "rank" in kinds and len(first) > 1:
-        strategy = Strategy(final="rank", judge=recipe.strategy.judge)
+        judge = next(iter(recipe.strategy.final.judges()), None)
+        strategy = Strategy(final=Rank(judge=judge))
         name = f"{recipe.name}: LLM ranker"
         out.append(
             Variant(name, base.model_copy(update={"name": name, "strategy": strategy}), "rank")

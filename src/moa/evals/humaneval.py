@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moa.behaviour import assemble_program, select_by_behaviour
 from moa.errors import ConfigError
 from moa.evals import posthoc
 from moa.evals.data import packaged
@@ -31,7 +30,8 @@ from moa.evals.runner import (
     wilson,
 )
 from moa.recipe import Recipe, load_recipe
-from moa.sandbox import Limits, run_python
+from moa.sandbox import SandboxLimits, run_python
+from moa.strategies.behaviour import assemble_program, select_by_behaviour
 
 __all__ = ["KINDS", "PROMPTS", "SPLITS", "evaluate", "load_problems", "score"]
 
@@ -95,7 +95,7 @@ def load_problems(
     return out[offset:end]
 
 
-def score(problem: dict[str, Any], text: str | None, *, limits: Limits | None = None) -> str:
+def score(problem: dict[str, Any], text: str | None, *, limits: SandboxLimits | None = None) -> str:
     """Run the answer against the official tests: 'ok' (passed), 'error', 'timeout' or
     'memory' (the sandbox's statuses), or 'empty' for no answer."""
     if not text or not text.strip():
@@ -103,7 +103,7 @@ def score(problem: dict[str, Any], text: str | None, *, limits: Limits | None = 
     entry = problem["entry_point"]
     program = assemble_program(problem["prompt"], text, entry)
     check = f"{program}\n\n{problem['test']}\n\ncheck({entry})\n"
-    return run_python(check, limits=limits or Limits(timeout_s=10.0), main=False).status
+    return run_python(check, limits=limits or SandboxLimits(timeout_s=10.0), main=False).status
 
 
 def summarize(
@@ -136,7 +136,7 @@ async def run_variant(
     variant: Variant,
     problems: Sequence[dict[str, Any]],
     template: str,
-    limits: Limits,
+    limits: SandboxLimits,
     timing: Path | None = None,
 ) -> dict[str, Any]:
     """Answer and test every problem with one variant (resumable); its report row."""
@@ -155,7 +155,7 @@ async def run_variant(
 
 
 def _selection_row(
-    harness: Harness, recipe: Recipe, problems: Sequence[dict[str, Any]], limits: Limits
+    harness: Harness, recipe: Recipe, problems: Sequence[dict[str, Any]], limits: SandboxLimits
 ) -> dict[str, Any] | None:
     """The 'select' row: among the proposers' answers alone, the one chosen by behaviour."""
     found = posthoc.proposals(harness.out_dir, recipe, problems)
@@ -190,7 +190,7 @@ async def evaluate(
     template = PROMPTS.get(prompt, prompt)
     if "{prompt}" not in template:
         raise ConfigError("the prompt template must contain {prompt}")
-    limits = Limits(timeout_s=timeout_s)
+    limits = SandboxLimits(timeout_s=timeout_s)
     if "select" in kinds and "alone" not in kinds:  # the selection chooses among these
         kinds = [*kinds, "alone"]
     variants = dedupe([v for r in recipes for v in variants_for(load_recipe(r), kinds)])

@@ -38,7 +38,7 @@ from moa.evals.runner import (
     wilson,
 )
 from moa.recipe import load_recipe
-from moa.selection import most_agreed
+from moa.strategies.agreement import most_agreed
 
 __all__ = ["KINDS", "SPLITS", "UNCHECKABLE", "check", "evaluate", "load_prompts"]
 

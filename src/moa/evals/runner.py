@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from moa.backends.base import Backend
-from moa.backends.registry import REGISTRY
 from moa.batch import BatchSummary, read_results, run_batch
 from moa.cache import CachedBackend, CallCost, ResponseCache, recording
 from moa.call import Caller, Run
@@ -38,8 +37,6 @@ __all__ = [
     "wall_time",
     "wilson",
 ]
-
-LOCAL_PROVIDERS = tuple(name for name, e in REGISTRY.items() if e.local)
 
 RecipeLike = str | Path | Recipe | Mapping[str, Any]
 """What `moa.recipe.load_recipe` accepts: a built-in name, a file, a mapping, a Recipe."""
@@ -292,7 +289,11 @@ class Harness:
             start = time.monotonic()
             result = await moa.arun(messages)
             wall = time.monotonic() - start
-        return result, ItemCost.of(ledger, result, merge_prices(moa.recipe, self.prices)), wall
+        return (
+            result,
+            ItemCost.of(ledger, result, merge_prices(moa.recipe.providers, self.prices)),
+            wall,
+        )
 
     async def judge(
         self,

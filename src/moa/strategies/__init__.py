@@ -1,63 +1,39 @@
-"""How a recipe turns its layers' answers into one answer: the `strategy:` section.
+"""How a recipe turns its layers' answers into one answer: the `strategy:` section, and all the
+code that chooses an answer.
 
-`config` holds the typed section, `votes` the pure parts (tallies, judges' output, the
-aggregator's evidence), `base` the protocol between the engine and a strategy, `steps` the
-recipe's strategy as steps. See `moa.strategies.config` for the recipe syntax.
+    config      the typed section (legacy spellings rewritten)
+    base        the protocol between the engine and a strategy (`Step`, `StepContext`)
+    steps       the recipe's strategy as steps
+    finals/     the final rules, one file each, registered by name
+    layer       drop, council review, pruning, early stop
+    aggregate   what the aggregator is shown besides the answers (evidence, review, Seq)
+    tally       the one tally of final answers, and the early decision of a vote
+    read        final answers out of text, and the kind of a set of answers
+    agreement   the answer most in agreement with the others
+    judges      judges' prompts and the reading of their answers (ranker, reviewers, USC)
+    behaviour   code chosen by what it does on the prompt's examples, in the sandbox
 """
 
-from moa.strategies.base import Answers, Final, Step, StepContext, judge_agent
-from moa.strategies.config import (
-    RANK_PROMPT,
-    REVIEW_PROMPT,
-    SEQ_NOTE,
-    ByKind,
-    Council,
-    DecideEarly,
-    EarlyStop,
-    Rule,
-    Select,
-    Seq,
-    Strategy,
-)
+from moa.strategies.base import AggregatorInput, Answers, SideCall, Step, StepContext
+from moa.strategies.config import Council, Prune, Seq, StopLayers, Strategy
+from moa.strategies.finals import RULES, FinalRule, parse_rule, register
 from moa.strategies.steps import RecipeStrategy, build
-from moa.strategies.votes import (
-    Tally,
-    aggregate_block,
-    borda,
-    evidence_text,
-    parse_choice,
-    parse_ranking,
-    review_text,
-    seq_rounds,
-    tally,
-)
 
 __all__ = [
-    "RANK_PROMPT",
-    "REVIEW_PROMPT",
-    "SEQ_NOTE",
+    "RULES",
+    "AggregatorInput",
     "Answers",
-    "ByKind",
     "Council",
-    "DecideEarly",
-    "EarlyStop",
-    "Final",
+    "FinalRule",
+    "Prune",
     "RecipeStrategy",
-    "Rule",
-    "Select",
     "Seq",
+    "SideCall",
     "Step",
     "StepContext",
+    "StopLayers",
     "Strategy",
-    "Tally",
-    "aggregate_block",
-    "borda",
     "build",
-    "evidence_text",
-    "judge_agent",
-    "parse_choice",
-    "parse_ranking",
-    "review_text",
-    "seq_rounds",
-    "tally",
+    "parse_rule",
+    "register",
 ]

@@ -1,11 +1,12 @@
-"""The protocol between the engine and a strategy: three steps around the layers and the final.
+"""The protocol between the engine and a strategy: the steps around the layers and the final.
 
-    decided(ctx, number, calls) -> str | None       while a layer runs: why its remaining
-                                                    calls can stop (the outcome is decided)
-    after_layer(ctx, number, answers) -> answers    filter, review, select a layer's answers
+    settled(ctx, number, calls) -> str | None       while a layer runs: why its remaining
+                                                    calls can stop (the outcome is settled)
+    after_layer(ctx, number, answers) -> answers    filter, review, prune a layer's answers
     stop_after(ctx, number, answers) -> bool        stop adding layers (early stop)
-    decide(ctx, answers) -> str | None              a final answer without the aggregator
-    before_final(ctx, answers) -> Final             what the aggregator is shown
+    answer(ctx, answers) -> str | None              a final answer without the aggregator
+    before_final(ctx, answers) -> AggregatorInput   what the aggregator is shown
+    best_proposal(answers) -> int                   the answer to return if the aggregator fails
 
 `Step` is the identity (the paper's MoA): every answer goes on, no layer is skipped, the
 aggregator synthesises them all. A strategy sees the run only through `StepContext`: the
@@ -17,16 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from moa.agent import Agent
+from moa.prompts import Brief, briefed
+from moa.strategies.agreement import most_agreed
 from moa.trace import AgentRole, Call
 from moa.types import Message
 
-__all__ = ["Answers", "Final", "SideCall", "Step", "StepContext", "judge_agent"]
+__all__ = ["AggregatorInput", "Answers", "SideCall", "Step", "StepContext"]
 
-SideCall = Callable[[Agent, AgentRole, Sequence[Message], int, int], Awaitable[Call]]
-"""call(agent, role, messages, layer, index): one non-streamed call, in the trace."""
+SideCall = Callable[[Agent, AgentRole, Brief, int, int], Awaitable[Call]]
+"""call(agent, role, brief, layer, index): one non-streamed call, in the trace; the brief's
+references are trimmed to the agent's context window like every other call's."""
 
 
 @dataclass
@@ -42,12 +45,11 @@ class Answers:
 
 
 @dataclass(frozen=True)
-class Final:
-    """The aggregator's messages and references (injected and fitted by the call), and the
-    layer number its call is recorded under."""
+class AggregatorInput:
+    """What the aggregator is shown (its references trimmed by the call), and the layer number
+    its call is recorded under."""
 
-    messages: Sequence[Message]
-    references: list[str]
+    brief: Brief
     layer: int
 
 
@@ -74,11 +76,16 @@ class StepContext:
     def final_layer(self) -> int:
         return len(self.layers) + 1
 
+    @property
+    def question(self) -> str:
+        """The last user message."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
 
 class Step:
     """The identity strategy; strategies override the steps they need."""
 
-    def decided(self, ctx: StepContext, number: int, calls: Sequence[Call]) -> str | None:
+    def settled(self, ctx: StepContext, number: int, calls: Sequence[Call]) -> str | None:
         """Called each time a call of layer `number` ends (`calls`: the layer's records, in
         order; those still running have neither text nor error). A reason stops the rest."""
         return None
@@ -89,15 +96,14 @@ class Step:
     def stop_after(self, ctx: StepContext, number: int, answers: Answers) -> bool:
         return False
 
-    async def decide(self, ctx: StepContext, answers: Answers) -> str | None:
+    async def answer(self, ctx: StepContext, answers: Answers) -> str | None:
+        """The final answer chosen without the aggregator; None: the aggregator writes it."""
         return None
 
-    async def before_final(self, ctx: StepContext, answers: Answers) -> Final:
-        return Final(ctx.messages, answers.texts, ctx.final_layer)
+    async def before_final(self, ctx: StepContext, answers: Answers) -> AggregatorInput:
+        return AggregatorInput(briefed(ctx.messages, ctx.prompt, answers.texts), ctx.final_layer)
 
-
-def judge_agent(ref: str | None, max_tokens: int, aggregator: Agent) -> Agent:
-    """A judge at temperature 0 with a small answer budget: `ref`, else the aggregator's model."""
-    base = aggregator if ref is None else Agent(model=ref)
-    update: dict[str, Any] = {"temperature": 0, "max_tokens": max_tokens, "seed": None, "n": 1}
-    return base.model_copy(update=update)
+    def best_proposal(self, answers: Answers) -> int:
+        """Which answer to return when the aggregator fails (on_aggregator_failure:
+        best_proposal): the one most in agreement with the others, ties to the first."""
+        return most_agreed(answers.texts).index

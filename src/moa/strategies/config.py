@@ -1,69 +1,47 @@
 """How a recipe turns its layers' answers into one answer: the `strategy:` section.
 
     strategy:
-      final: synthesize        # synthesize (the paper) | vote | rank
+      final: synthesize        # the final rule, by name or {rule: NAME, ...its options}
+                               # (moa.strategies.finals: synthesize, vote, rank, first,
+                               #  agreement, usc, behaviour, auto)
       evidence: votes          # show the aggregator how the answers agree
       seq: {window: 3}         # Self-MoA-Seq: aggregate in rounds, 3 new answers a round
-      select: {top_k: 2}       # sparse MoA: a judge forwards the best 2 answers of a layer
+      prune: {top_k: 2}        # sparse MoA: a judge forwards the best 2 answers of a layer
       council: {}              # agents rank each other's anonymised answers first
       early_stop: {agree: 1.0, skip_aggregator: true}
-      decide_early: {}         # final: vote/auto: stop answers that can no longer change the vote
       answer: number           # how final answers are read for votes and agreement
 
-This module holds the typed configuration; `moa.strategies.steps` runs it.
+Recipes written before the rules had their own options still load: a validator rewrites the
+old spellings (`final: select` with `select_by`, `by_kind`, `weights`, `weight_temperature`,
+`decide_early`, `unread`, `judge`, `judge_max_tokens`, `rank_prompt`, and `select:` for the
+pruning judge) into the rules that use them. `moa.strategies.steps` runs the section.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from moa.extract import extractor
 from moa.providers import check_ref
+from moa.strategies.finals import RuleField
+from moa.strategies.finals.synthesize import Synthesize
+from moa.strategies.judges import REVIEW_PROMPT
+from moa.strategies.read import Reader, extractor
 
-__all__ = [
-    "RANK_PROMPT",
-    "REVIEW_PROMPT",
-    "SEQ_NOTE",
-    "ByKind",
-    "Council",
-    "DecideEarly",
-    "EarlyStop",
-    "Rule",
-    "Select",
-    "Seq",
-    "Strategy",
-]
-
-RANK_PROMPT = (
-    "You have been provided with a set of responses from various models to the latest user "
-    "query. Your task is to pick the single best response: the most accurate, helpful and "
-    "complete one. Reply with its number only, for example '2'.\n\nResponses from models:"
-)
-"""The ranker's prompt (the paper's LLM-ranker baseline): the answers follow, numbered."""
-
-REVIEW_PROMPT = (
-    "You have been provided with anonymised responses to the latest user query. Review them "
-    "critically and rank them from best to worst by accuracy and helpfulness. Reply with the "
-    "numbers only, best first, separated by '>', for example '2 > 3 > 1'.\n\nResponses:"
-)
-"""The prompt of a sparse-selection judge and of a council reviewer."""
-
-SEQ_NOTE = (
-    "Response 1 is the synthesis of earlier responses; the others are new. Refine the "
-    "synthesis with what the new responses get right."
-)
-"""Added to the aggregate prompt in the later rounds of Self-MoA-Seq."""
+__all__ = ["Council", "Prune", "Seq", "StopLayers", "Strategy"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Judged(_Strict):
+class Prune(_Strict):
+    """Sparse selection: a judge ranks a layer's answers; only the top `top_k` go on."""
+
+    top_k: int = Field(default=2, ge=1)
     judge: str | None = None
     """The judge's model; None: the aggregator's."""
     max_tokens: int = Field(default=32, gt=0)
@@ -72,12 +50,6 @@ class _Judged(_Strict):
     @classmethod
     def _valid_judge(cls, value: str | None) -> str | None:
         return None if value is None else check_ref(value)
-
-
-class Select(_Judged):
-    """Sparse selection: a judge ranks a layer's answers; only the top `top_k` go on."""
-
-    top_k: int = Field(default=2, ge=1)
 
 
 class Council(_Strict):
@@ -95,7 +67,7 @@ class Seq(_Strict):
     window: int = Field(default=3, ge=1)
 
 
-class EarlyStop(_Strict):
+class StopLayers(_Strict):
     """Stop adding layers once at least `agree` of a layer's answers give the same final
     answer (and there are `min_answers`). `skip_aggregator` also skips the aggregator then,
     returning the agreed answer."""
@@ -105,77 +77,96 @@ class EarlyStop(_Strict):
     skip_aggregator: bool = False
 
 
-class DecideEarly(_Strict):
-    """final: vote, in the last layer: stop the answers still running as soon as they cannot
-    change the vote's outcome (final: auto: once the answers that finished read as numbers,
-    whose rule is then the vote). `window` adds the ESC rule: stop also once the last `window`
-    answers to finish all give the same final answer."""
-
-    window: int | None = Field(default=None, ge=2)
-    start: int | None = Field(default=None, ge=1)
-    """Start only the first `start` answers; the others start only if those do not decide the
-    vote. On a machine that decodes several answers at once barely faster than one, the
-    greedy answer and one sample that agree decide a 4-answer vote (ties go to the greedy
-    answer) at little more than the time of one answer."""
+_VOTE_OPTIONS = ("weights", "weight_temperature", "decide_early", "unread")
+_JUDGE_OPTIONS = {"judge": "judge", "judge_max_tokens": "max_tokens"}
+_LEGACY = (*_VOTE_OPTIONS, *_JUDGE_OPTIONS, "rank_prompt", "select_by", "by_kind")
 
 
-Rule = Literal["vote", "rank", "synthesize", "agreement", "usc", "behaviour", "first"]
-"""How one answer is made of several: a vote on final answers, the LLM ranker, the paper's
-synthesis, the answer most in agreement with the others (no call), Universal Self-Consistency
-(a model selects), code chosen by its behaviour in the sandbox, or the first (greedy) answer."""
+def _legacy_rule(name: Any, old: Mapping[str, Any], used: set[str]) -> Any:
+    """One rule named the old way, with the old top-level options that belong to it (noted in
+    `used`)."""
+    if not isinstance(name, str):
+        return name
+    moved: dict[str, str] = {}  # old key -> the rule's option
+    if name == "vote":
+        moved = {k: k for k in _VOTE_OPTIONS}
+    elif name in ("rank", "usc"):
+        moved = dict(_JUDGE_OPTIONS) | ({"rank_prompt": "prompt"} if name == "rank" else {})
+    rule: dict[str, Any] = {"rule": name}
+    for key, option in moved.items():
+        if key in old:
+            rule[option] = old[key]
+            used.add(key)
+    if name == "first" and "decide_early" in old:
+        rule["decide_early"] = True
+        used.add("decide_early")
+    return rule
 
 
-class ByKind(_Strict):
-    """final: auto: the rule for each kind of answer, read from the answers themselves
-    (`moa.selection.answer_kind`)."""
-
-    number: Rule = "vote"
-    code: Rule = "behaviour"
-    prose: Rule = "agreement"
+def _rewrite_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """The section with the spellings of older recipes rewritten into the rules' options."""
+    old = {k: data.pop(k) for k in _LEGACY if k in data}
+    if isinstance(data.get("select"), Mapping):  # the pruning judge was called `select`
+        if "prune" in data:
+            raise ValueError("give the pruning judge as 'prune' (its old name: 'select'), not both")
+        data["prune"] = data.pop("select")
+    final = data.get("final", "synthesize")
+    if not isinstance(final, str):
+        if old:
+            raise ValueError(
+                f"{', '.join(old)}: a final rule's options go inside 'final' "
+                "({rule: NAME, ...}), not beside it"
+            )
+        return data
+    if not old and final != "select":
+        return data
+    used: set[str] = set()
+    if final == "select":
+        final = old.get("select_by", "agreement")
+        used.add("select_by")
+    if final == "auto":
+        kinds = old.get("by_kind") or {}
+        used.add("by_kind")
+        if not isinstance(kinds, Mapping):
+            raise ValueError("by_kind: expected a mapping of kinds to rules")
+        if extra := set(kinds) - {"number", "code", "prose"}:
+            raise ValueError(f"by_kind: unknown kind {sorted(extra)[0]!r} (number, code, prose)")
+        defaults = {"number": "vote", "code": "behaviour", "prose": "agreement"}
+        rule = {"rule": "auto"}
+        for kind, default in defaults.items():
+            rule[kind] = _legacy_rule(kinds.get(kind, default), old, used)
+        data["final"] = rule
+    else:
+        data["final"] = _legacy_rule(final, old, used)
+    if unused := [k for k in old if k not in used]:
+        raise ValueError(f"{unused[0]} is not an option of final: {final}")
+    return data
 
 
 class Strategy(_Strict):
     """The `strategy:` section of a recipe. Every part is optional; the default is the paper's
     MoA."""
 
-    final: Literal["synthesize", "vote", "rank", "select", "auto"] = "synthesize"
-    select_by: Literal["agreement", "usc", "behaviour"] = "agreement"
-    """final: select: how the one answer is picked."""
-    by_kind: ByKind = Field(default_factory=ByKind)
-    """final: auto: the rule for numbers, code and prose."""
-    weights: Literal["equal", "confidence"] = "equal"
-    """Votes count equally, or by the model's confidence in each answer (CISC: the mean
-    log-probability of its tokens, asked of the backend); a backend that gives no
-    log-probabilities leaves every answer at weight 1."""
-    weight_temperature: float = Field(default=1.0, gt=0)
-    """CISC's softmax temperature: lower trusts confidence more."""
+    final: RuleField = Synthesize()
     evidence: Literal["none", "votes"] = "none"
     seq: Seq | None = None
-    select: Select | None = None
+    prune: Prune | None = None
     council: Council | None = None
-    early_stop: EarlyStop | None = None
-    decide_early: DecideEarly | None = None
+    early_stop: StopLayers | None = None
     drop_unanswered: bool = False
     """Drop answers with no readable final answer (keeping at least one)."""
-    unread: Literal["first", "synthesize"] = "first"
-    """final: vote, when no final answer can be read (prose): return the first answer, or let
-    the aggregator synthesise them as in the paper."""
     answer: Literal["number", "strict", "text"] = "number"
     """How a final answer is read: `number` (an answer line, else the last number), `strict`
     (an explicit answer line or \\boxed{} only: prose gives no vote), `text` (the last line)."""
     answer_pattern: str | None = None
     """A regex whose first group is the final answer, instead of the `answer` reader."""
-    rank_prompt: str = RANK_PROMPT
     review_prompt: str = REVIEW_PROMPT
-    judge: str | None = None
-    """The ranker's model (final: rank); None: the aggregator's."""
-    judge_max_tokens: int = Field(default=16, gt=0)
-    """The ranker's answer budget: it is asked for a number only."""
+    """The prompt of the pruning judge and of council reviewers."""
 
-    @field_validator("judge")
+    @model_validator(mode="before")
     @classmethod
-    def _valid_judge(cls, value: str | None) -> str | None:
-        return None if value is None else check_ref(value)
+    def _legacy(cls, data: Any) -> Any:
+        return _rewrite_legacy(dict(data)) if isinstance(data, Mapping) else data
 
     @field_validator("answer_pattern")
     @classmethod
@@ -189,26 +180,24 @@ class Strategy(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Strategy:
-        if self.unread == "synthesize" and self.final != "vote":
-            raise ValueError(f"unread: synthesize is for final: vote, not {self.final}")
-        early = self.decide_early is not None
-        if early and self.final not in ("vote", "auto"):
-            raise ValueError(f"decide_early is for final: vote or auto, not {self.final}")
-        if early and self.final == "auto" and self.by_kind.number != "vote":
+        if self.seq is not None and self.final.name != "synthesize":
             raise ValueError(
-                f"decide_early with final: auto needs by_kind.number: vote, not "
-                f"{self.by_kind.number}"
-            )
-        if self.final != "synthesize" and self.seq is not None:
-            raise ValueError(
-                f"seq aggregates in rounds; it needs final: synthesize, not {self.final}"
+                f"seq aggregates in rounds; it needs final: synthesize, not {self.final.name}"
             )
         return self
 
-    def read(self) -> Callable[[str | None], str | None]:
+    def read(self) -> Reader:
         """The function that reads a final answer out of a response."""
         return extractor(self.answer, self.answer_pattern)
 
     def judges(self) -> list[str]:
         """The judge models the strategy names (None in a field: the aggregator judges)."""
-        return [r for r in (self.judge, self.select.judge if self.select else None) if r]
+        pruner = self.prune.judge if self.prune else None
+        return list(dict.fromkeys([*self.final.judges(), *([pruner] if pruner else [])]))
+
+    def with_judges(self, rename: Callable[[str], str]) -> Strategy:
+        """The same strategy with every judge's model reference renamed (`--dry-run`)."""
+        update: dict[str, Any] = {"final": self.final.with_judges(rename)}
+        if self.prune and self.prune.judge:
+            update["prune"] = self.prune.model_copy(update={"judge": rename(self.prune.judge)})
+        return self.model_copy(update=update)

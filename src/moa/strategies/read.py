@@ -1,4 +1,5 @@
-"""Final answers out of free text, for votes, agreement tests and exact-match scoring.
+"""Reading answers: the final answer out of free text (for votes, agreement tests and
+exact-match scoring), and the kind of a set of answers (numbers, code or prose).
 
     extract_number("... so she earns $1,234.50 a day.\\nAnswer: $1,234.50")   -> "1234.5"
     extract_number("#### 72")                                                -> "72"
@@ -10,11 +11,28 @@ Numbers are normalised: no thousands separators, currency or units, no trailing 
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
-__all__ = ["extract_number", "extract_strict", "extract_text", "extractor", "normalize_number"]
+__all__ = [
+    "KINDS",
+    "Kind",
+    "Reader",
+    "answer_kind",
+    "extract_number",
+    "extract_strict",
+    "extract_text",
+    "extractor",
+    "normalize_number",
+]
+
+Reader = Callable[[str | None], str | None]
+"""A function that reads a final answer out of a response (None: it has none)."""
+Kind = Literal["number", "code", "prose"]
+KINDS: tuple[Kind, ...] = ("number", "code", "prose")
 
 _NUM = r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?/\s?\d+)?"
 _LAST = re.compile("(" + _NUM + ")")
@@ -85,7 +103,7 @@ def extract_text(text: str | None) -> str | None:
     return lines[-1] if lines else None
 
 
-def extractor(kind: str, pattern: str | None = None) -> Callable[[str | None], str | None]:
+def extractor(kind: str, pattern: str | None = None) -> Reader:
     """The extraction function for a strategy's `answer` setting (or a regex with a group)."""
     if pattern:
         compiled = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
@@ -104,3 +122,19 @@ def extractor(kind: str, pattern: str | None = None) -> Callable[[str | None], s
 
         return by_pattern
     return {"number": extract_number, "strict": extract_strict}.get(kind, extract_text)
+
+
+_CODE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n|^\s*(?:async\s+)?def\s+\w+\s*\(", re.M)
+
+
+def answer_kind(texts: Sequence[str]) -> Kind:
+    """'number' when at least half the answers end on an explicit numeric answer ('Answer: N',
+    a boxed or '#### N' one), else 'code' when at least half hold a Python block or a function
+    definition, else 'prose'. Numbers come first: a small coding model often works a sum out
+    in Python and then states the result (2 of the first 10 GSM8K problems)."""
+    half = max(1, math.ceil(len(texts) / 2))
+    if sum(1 for t in texts if extract_strict(t) is not None) >= half:
+        return "number"
+    if sum(1 for t in texts if _CODE.search(t)) >= half:
+        return "code"
+    return "prose"

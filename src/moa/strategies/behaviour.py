@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from moa.sandbox import Limits, run_python
-from moa.selection import Choice
+from moa.sandbox import SandboxLimits, run_python
+from moa.strategies.agreement import Choice
 
 __all__ = [
     "Behaviour",
@@ -275,7 +275,7 @@ def behaviour(
     program: str,
     cases: Sequence[tuple[str, str | None]],
     *,
-    limits: Limits | None = None,
+    limits: SandboxLimits | None = None,
     per_call_s: float = 1.0,
 ) -> Behaviour:
     """Run `program`, then each case (call, expected or None), in one sandboxed child."""
@@ -304,7 +304,7 @@ def select_by_behaviour(
     prompt: str,
     entry_point: str,
     greedy: int = 0,
-    limits: Limits | None = None,
+    limits: SandboxLimits | None = None,
     probes: int = 24,
 ) -> Choice:
     """The candidate that passes the most of the prompt's examples and, among those, whose
@@ -345,7 +345,7 @@ async def aselect_by_behaviour(
     prompt: str,
     entry_point: str,
     greedy: int = 0,
-    limits: Limits | None = None,
+    limits: SandboxLimits | None = None,
     probes: int = 24,
 ) -> Choice:
     """`select_by_behaviour` in a worker thread."""

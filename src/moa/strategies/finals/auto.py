@@ -1,0 +1,72 @@
+"""final: auto — a rule for each kind of answer, read from the answers themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Self
+
+from moa.strategies.base import Answers, StepContext
+from moa.strategies.finals.agreement import Agreement
+from moa.strategies.finals.base import FinalRule, RuleField
+from moa.strategies.finals.behaviour import Behaviour
+from moa.strategies.finals.vote import Vote
+from moa.strategies.read import KINDS, Kind, Reader, answer_kind
+from moa.trace import Call
+
+__all__ = ["Auto"]
+
+
+class Auto(FinalRule):
+    """Reads whether the answers are numbers, code or prose (`moa.strategies.read.answer_kind`)
+    and lets that kind's rule decide; each kind's rule takes its own options:
+
+        final: {rule: auto, number: {rule: vote, decide_early: {}}, code: behaviour, prose: first}
+
+    While the last layer runs, the kind is read from the answers that have finished (from two
+    of them, unless they read as numbers) and that kind's rule may settle the layer early."""
+
+    name = "auto"
+    number: RuleField = Vote()
+    code: RuleField = Behaviour()
+    prose: RuleField = Agreement()
+
+    def rule_for(self, kind: Kind) -> FinalRule:
+        rule: FinalRule = getattr(self, kind)
+        return rule
+
+    def _rules(self) -> tuple[FinalRule, ...]:
+        return (self.number, self.code, self.prose)
+
+    def judges(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(j for rule in self._rules() for j in rule.judges()))
+
+    def with_judges(self, rename: Callable[[str], str]) -> Self:
+        update: dict[str, Any] = {k: self.rule_for(k).with_judges(rename) for k in KINDS}
+        return self.model_copy(update=update)
+
+    @property
+    def logprobs(self) -> bool:
+        return any(rule.logprobs for rule in self._rules())
+
+    @property
+    def start(self) -> int | None:
+        return self.number.start
+
+    def settled(self, ctx: StepContext, calls: Sequence[Call], read: Reader) -> str | None:
+        ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
+        ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
+        finished = [calls[i].text or "" for i in ended if calls[i].ok]
+        kind = answer_kind(finished)
+        if kind != "number" and len(finished) < min(2, len(calls)):
+            return None  # a kind other than numbers is read from two answers, not one
+        rule = self.rule_for(kind)
+        why = rule.settled(ctx, calls, read)
+        if why is None or kind == "number":
+            return why
+        return f"the answers read as {kind}, whose rule is {rule.name}: {why}"
+
+    async def answer(self, ctx: StepContext, answers: Answers, read: Reader) -> str | None:
+        kind = answer_kind(answers.texts)
+        rule = self.rule_for(kind)
+        ctx.note(f"the answers read as {kind}: {rule.name}")
+        return await rule.answer(ctx, answers, read)
