@@ -268,3 +268,15 @@ def test_credentials_in_a_base_url_are_not_in_the_json_trace(tmp_path: Path) -> 
     assert "pw-0123456789" not in result.stdout and "tok-0123456789" not in result.stdout
     assert data["trace"]["calls"][0]["model"] == "vllm:m@http://***@127.0.0.1:9/v1?***"
     assert "http://a.example/?q=1" in data["text"]  # answers are left as they are
+
+
+def test_show_layers_counts_only_the_calls_that_ran(tmp_path: Path) -> None:
+    recipe = tmp_path / "staged.yaml"
+    recipe.write_text(
+        "layers: [[fake:a, fake:b, fake:c, fake:d]]\naggregator: fake:agg\n"
+        "strategy: {final: {rule: vote, decide_early: {start: 2}}}\n"
+    )
+    result = runner.invoke(app, ["ask", "-r", str(recipe), "--show-layers", "2 + 2?"])
+    assert result.exit_code == 0, result.output
+    # the first two agree (the fake answers repeat the prompt): the other two never start
+    assert "2 calls (2 not started) ·" in result.stderr

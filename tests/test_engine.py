@@ -259,3 +259,39 @@ def test_dry_run_replaces_every_model() -> None:
     with MoA(dry) as m:
         result = m.run("hi")
     assert result.text.startswith("[together:Qwen/Qwen2.5-72B-Instruct-Turbo] synthesis of 3")
+
+
+async def test_a_backend_timeout_without_a_recipe_timeout_fails_one_agent() -> None:
+    fake = FakeBackend().fail("b", TimeoutError())
+    result = await make(fake, timeout=None).arun("x")
+    (failed,) = [c for c in result.trace.calls if not c.ok]
+    assert (failed.agent, failed.error_type) == ("fake:b", "BackendTimeout")
+    assert failed.error == "the backend timed out"
+    assert result.trace.outcome == "ok"
+
+
+async def test_evidence_and_a_review_are_kept_while_the_answers_are_trimmed_to_fit() -> None:
+    long = " ".join(["word"] * 400)
+    fake = FakeBackend(window=1200)
+    for model, n in (("a", 1), ("b", 2), ("c", 1)):
+        fake.respond(model, f"{long}\nAnswer: {n}")
+    fake.respond("agg", "Answer: 1")
+    data = recipe(strategy={"evidence": "votes"}, aggregator_defaults={"max_tokens": 100})
+    result = await MoA(data, backends={"fake": fake}).arun("x")
+    assert result.text == "Answer: 1"
+    (agg,) = [c for c in result.trace.calls if c.role == "aggregator"]
+    assert agg.trimmed is not None and len(agg.trimmed["references"]) == 3
+    (request,) = fake.requests("agg")
+    system = request.messages[0].content
+    assert "trimmed to fit the context window" in system
+    assert "The most common answer is 1." in system  # the evidence, read before trimming
+    assert sum(len(m.content.split()) for m in request.messages) < 1200
+
+
+async def test_the_best_proposal_is_the_answer_most_in_agreement() -> None:
+    fake = FakeBackend().respond("a", "Bananas are yellow.").respond("b", "It is Paris.")
+    fake.respond("c", "It is Paris.")
+    fake.fail("agg", BackendError("HTTP 503: down", model="agg", status=503))
+    result = await make(fake, on_aggregator_failure="best_proposal").arun("x")
+    assert result.best_proposal and result.text == "It is Paris."
+    assert "fake:b" in result.trace.notes[0]

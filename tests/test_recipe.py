@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from moa import FakeBackend, MoA
-from moa.errors import MissingKeyError, ModelRefError, RecipeError
+from moa.agent import Agent
+from moa.errors import ConfigError, MissingKeyError, ModelRefError, RecipeError
 from moa.plan import compile_recipe
 from moa.providers import ModelRef, parse_ref
 from moa.recipe import AGGREGATE_PROMPT, Recipe, builtin_names, load_recipe
@@ -170,11 +172,39 @@ def test_parse_refs(ref: str, parsed: ModelRef) -> None:
 
 @pytest.mark.parametrize(
     ("ref", "words"),
-    [("gpt-4o", "PROVIDER:MODEL"), ("vllm:m", "needs a base URL"), ("openai:", "PROVIDER:MODEL")],
+    [("gpt-4o", "PROVIDER:MODEL"), ("openai:", "PROVIDER:MODEL"), ("nowhere:m", "unknown")],
 )
 def test_bad_refs(ref: str, words: str) -> None:
     with pytest.raises(ModelRefError, match=words):
         parse_ref(ref)
+
+
+def test_vllm_needs_a_url_of_the_users_and_its_key_goes_there() -> None:
+    key = {"VLLM_API_KEY": "sk-vllm-secret"}
+    with pytest.raises(ModelRefError, match=r"has no base URL; add @URL or set VLLM_BASE_URL"):
+        MoA({"layers": [], "aggregator": "vllm:m"}, env=key)
+    # the URL the user gives is where vllm's key belongs: by @URL, or by VLLM_BASE_URL
+    ref = "vllm:m@http://10.0.0.5:8000/v1"
+    MoA({"layers": [], "aggregator": ref}, env=key).resolver.check(ref)
+    MoA({"layers": [], "aggregator": "vllm:m"}, env={**key, "VLLM_BASE_URL": "http://h:8/v1"})
+    # a provider with a home URL keeps the protection
+    with pytest.raises(ConfigError, match="refusing to send OPENAI_API_KEY"):
+        MoA(
+            {"layers": [], "aggregator": "openai:m@http://10.0.0.5/v1"}, env={"OPENAI_API_KEY": "k"}
+        )
+
+
+def test_a_recipes_own_providers_are_known_only_while_it_loads() -> None:
+    data = {
+        "providers": {"mine": {"base_url": "http://127.0.0.1:9/v1"}},
+        "layers": [["mine:x"]],
+        "aggregator": "mine:x",
+    }
+    assert load_recipe(data).aggregator.model == "mine:x"
+    with pytest.raises(ValidationError, match="unknown provider 'mine'"):
+        Agent(model="mine:x")
+    with pytest.raises(RecipeError, match="unknown provider 'mine'"):
+        load_recipe({"layers": [], "aggregator": "mine:x"})
 
 
 def test_missing_key_is_found_before_any_call_and_keys_never_leak() -> None:

@@ -20,7 +20,16 @@ from rich.table import Table
 from moa.console import clean_errors, err, out
 from moa.console import load as _load
 from moa.console import progress as _progress
-from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
+from moa.engine import (
+    AgentFinished,
+    AgentStarted,
+    Event,
+    Finished,
+    LayerFinished,
+    MoA,
+    Result,
+    Token,
+)
 from moa.errors import ConfigError, RunError
 from moa.evals.cli import app as eval_app
 from moa.plan import compile_recipe
@@ -86,20 +95,19 @@ def _print_event(event: Event, show_layers: bool) -> None:
         err.rule(f"layer {event.layer}: {event.answered} answered, {failed} failed{tail}")
 
 
-def _summary(moa_result: Any) -> str:
+def _summary(moa_result: Result) -> str:
     totals = moa_result.trace.totals()
     note = " · best proposal (the aggregator failed)" if moa_result.best_proposal else ""
+    held = f" ({totals.unstarted} not started)" if totals.unstarted else ""
     decided = "".join(f"\n{line}" for line in moa_result.trace.notes)  # e.g. how a vote went
     if totals.cost is not None:
         note = f" · ${totals.cost:.4f}" + note
-    return (
-        f"{totals.calls} calls · {totals.input_tokens} in / {totals.output_tokens} out tokens · "
-        f"{totals.latency_s:.1f}s{note}{decided}"
-    )
+    tokens = f"{totals.input_tokens} in / {totals.output_tokens} out tokens"
+    return f"{totals.calls} calls{held} · {tokens} · {totals.latency_s:.1f}s{note}{decided}"
 
 
-def _stream_answer(moa: MoA, messages: list[Message], show_layers: bool, **kw: Any) -> Any:
-    async def go() -> Any:
+def _stream_answer(moa: MoA, messages: list[Message], show_layers: bool, **kw: Any) -> Result:
+    async def go() -> Result:
         try:
             return await _chat_turn(moa, messages, show_layers, **kw)
         finally:
@@ -191,23 +199,22 @@ def chat(
             loop.close()
 
 
-async def _run_and_close(moa: MoA, messages: list[Message], **kw: Any) -> Any:
+async def _run_and_close(moa: MoA, messages: list[Message], **kw: Any) -> Result:
     try:
         return await moa.arun(messages, **kw)
     finally:
         await moa.aclose()
 
 
-async def _chat_turn(moa: MoA, history: list[Message], show_layers: bool, **kw: Any) -> Any:
-    result = None
+async def _chat_turn(moa: MoA, history: list[Message], show_layers: bool, **kw: Any) -> Result:
     async for event in moa.astream(history, **kw):
         _print_event(event, show_layers)
         if isinstance(event, Finished):
-            result = event.result
-    return result
+            return event.result
+    raise AssertionError("a run's events end with Finished")  # pragma: no cover
 
 
-from moa.batch.cli import batch  # noqa: E402  (it imports this module's helpers lazily)
+from moa.batch.cli import batch  # noqa: E402
 
 app.command()(batch)
 

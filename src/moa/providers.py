@@ -77,7 +77,12 @@ PRESETS: dict[str, Provider] = {
             key_required=False,
             base_url_env="OLLAMA_BASE_URL",
         ),
-        Provider(name="vllm", api_key_env="VLLM_API_KEY", key_required=False),
+        Provider(
+            name="vllm",
+            api_key_env="VLLM_API_KEY",
+            key_required=False,
+            base_url_env="VLLM_BASE_URL",
+        ),
         Provider(
             name="llama-server",
             base_url="http://localhost:8080/v1",
@@ -139,6 +144,4 @@ def parse_ref(ref: str, providers: Mapping[str, Provider] | None = None) -> Mode
                 break
     if not rest:
         raise ModelRefError(f"{ref!r}: the model name is empty")
-    if provider == "vllm" and base_url is None:
-        raise ModelRefError(f"{ref!r}: vllm needs a base URL, as in vllm:MODEL@http://host:8000/v1")
     return ModelRef(provider, rest, base_url)

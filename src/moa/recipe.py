@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from moa.agent import Agent
 from moa.cost import Price
@@ -118,15 +126,18 @@ class Recipe(_Strict):
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     strategy: Strategy = Field(default_factory=Strategy)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _providers_first(cls, data: Any) -> Any:
-        # custom providers must be known while model references are checked
-        if isinstance(data, Mapping) and isinstance(data.get("providers"), Mapping):
-            custom_providers.set({str(k): Provider(name=str(k)) for k in data["providers"]})
-        else:
-            custom_providers.set({})
-        return data
+    def _providers_first(cls, data: Any, handler: ModelWrapValidatorHandler[Recipe]) -> Recipe:
+        """Custom providers are known while this recipe's model references are checked, and
+        only then: a reference to `mine:` elsewhere is still an unknown provider."""
+        names = data.get("providers") if isinstance(data, Mapping) else None
+        known = {str(k): Provider(name=str(k)) for k in names} if isinstance(names, Mapping) else {}
+        token = custom_providers.set(known)
+        try:
+            return handler(data)
+        finally:
+            custom_providers.reset(token)
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -152,11 +163,7 @@ class Recipe(_Strict):
             for layer in self.layers
         ]
         data["aggregator"] = fake(self.aggregator)
-        strategy = data.get("strategy", {})
-        if self.strategy.judge:
-            strategy["judge"] = "fake:" + self.strategy.judge
-        if self.strategy.select and self.strategy.select.judge:
-            strategy["select"]["judge"] = "fake:" + self.strategy.select.judge
+        data["strategy"] = self.strategy.with_judges(lambda ref: "fake:" + ref)
         return Recipe.model_validate(data)
 
 

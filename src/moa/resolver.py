@@ -89,16 +89,22 @@ class Resolver:
             raise MissingKeyError(ref, provider.api_key_env or f"{provider.name.upper()}_API_KEY")
         url = parsed.base_url or provider.url(self._env)
         if url is None:
-            raise ModelRefError(f"{ref!r}: provider '{provider.name}' has no base URL; add @URL")
+            where = f" or set {provider.base_url_env}" if provider.base_url_env else ""
+            raise ModelRefError(
+                f"{ref!r}: provider '{provider.name}' has no base URL; add @URL{where}, as in "
+                f"{provider.name}:MODEL@http://host:8000/v1"
+            )
         if key:
             self._check_destination(provider, url, ref)
         return provider, key
 
     def _check_destination(self, provider: Provider, url: str, ref: str) -> None:
         """Refuse to send a built-in provider's key to a URL that is not that provider's own,
-        unless the recipe says so (`send_key_to_base_url`)."""
+        unless the recipe says so (`send_key_to_base_url`). A provider with no URL of its own
+        (vllm: a server the user runs) has its key go where the user points it: the `@URL` of
+        the reference or its URL variable (VLLM_BASE_URL)."""
         owner = next((p for p in PRESETS.values() if p.api_key_env == provider.api_key_env), None)
-        if owner is None or provider.send_key_to_base_url:
+        if owner is None or provider.send_key_to_base_url or owner.base_url is None:
             return
         own = {u.rstrip("/") for u in (owner.base_url, owner.url(self._env)) if u}
         if url.rstrip("/") not in own:

@@ -70,7 +70,11 @@ class Settings(BaseModel):
     """Sampling settings for one call, defined once: recipes, agents, the CLI and the server all
     validate through these fields. None means "not set" (the backend's default).
 
-    One merge rule: `Settings.merge(recipe_default, agent, request_override)`, later wins.
+    One merge rule, `Settings.merge(a, b, ...)`: each field from the last that sets it. In a
+    run an agent's own settings win over the recipe's defaults for its role; a request's
+    settings (`MoA.arun(..., temperature=...)`, the server's fields) reach only the
+    aggregator, and only the fields its recipe does not pin: what the recipe's author pinned
+    wins (`moa.plan.Plan.aggregator_with`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
