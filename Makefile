@@ -21,8 +21,9 @@ typecheck:
 
 test: setup-dev lint typecheck test-only
 
-test-only:        ## pytest; exit code 5 (no tests collected) counts as a pass
-	.venv/bin/pytest -q --durations=10; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+test-only:        ## pytest; "no tests collected" (exit code 5) fails, and says so
+	.venv/bin/pytest -q --durations=10; rc=$$?; \
+	[ $$rc -eq 5 ] && echo "error: pytest collected no tests" >&2; exit $$rc
 
 clean:
 	rm -rf .venv build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

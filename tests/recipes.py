@@ -1,10 +1,13 @@
-"""The one helper that builds the suites' recipes (as data, so a test can change any field)."""
+"""The helpers that build the suites' recipes and engines (recipes as data, so a test can change
+any field), shared by every suite instead of a copy in each."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from faultserver import FaultServer
+
+from moa import FakeBackend, MoA, Result
 
 ABC = [["fake:a", "fake:b", "fake:c"]]
 
@@ -33,3 +36,35 @@ def recipe(
         data["retry"] = {**quick, **extra.pop("retry", {})}
         data["timeout"] = extra.pop("timeout", 2.0)
     return {**data, **extra}
+
+
+def proposers(n: int) -> list[list[str]]:
+    """One layer of n fake proposers, fake:p0 ... fake:p{n-1}."""
+    return [[f"fake:p{i}" for i in range(n)]]
+
+
+def make(fake: FakeBackend, strategy: dict[str, Any] | None = None, **extra: Any) -> MoA:
+    """An engine on `fake` for `recipe(**extra)`, with `strategy` as its strategy section."""
+    if strategy is not None:
+        extra["strategy"] = strategy
+    return MoA(recipe(**extra), backends={"fake": fake})
+
+
+async def run(fake: FakeBackend, data: dict[str, Any], prompt: str = "q") -> Result:
+    """One run of the recipe `data` on `fake`, the engine closed after."""
+    async with MoA(data, backends={"fake": fake}) as moa:
+        return await moa.arun(prompt)
+
+
+def script(fake: FakeBackend, *texts: str, models: str = "abc") -> None:
+    """Queue one answer for each of fake:a, fake:b, fake:c (or `models`), in order."""
+    for model, text in zip(models, texts, strict=True):
+        fake.enqueue(model, text)
+
+
+def respond_in_order(*texts: str) -> FakeBackend:
+    """A fake whose proposers fake:p0, fake:p1, ... answer `texts`."""
+    fake = FakeBackend()
+    for i, text in enumerate(texts):
+        fake.respond(f"p{i}", text)
+    return fake

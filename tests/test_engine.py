@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
-from recipes import recipe
+from recipes import make, recipe
 
 from moa import (
     AGGREGATE_PROMPT,
@@ -27,10 +26,6 @@ from moa.plan import compile_recipe
 from moa.prompts import inject, numbered
 from moa.recipe import load_recipe
 from moa.types import Message
-
-
-def make(fake: FakeBackend, **extra: Any) -> MoA:
-    return MoA(recipe(**extra), backends={"fake": fake})
 
 
 async def test_injects_answers_exactly_as_the_paper() -> None:

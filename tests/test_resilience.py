@@ -867,7 +867,7 @@ async def test_closing_astream_early_cancels_the_aggregator(fault_server: FaultS
         async for event in stream:
             if isinstance(event, Token):
                 break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await settle()
         assert not other_tasks()
     assert fault_server.wait_idle()
@@ -883,7 +883,7 @@ async def test_closing_astream_in_a_layer_cancels_the_proposers(fault_server: Fa
                 break
         # on a busy machine b's request may not have reached the server yet
         assert await asyncio.to_thread(fault_server.wait_in_flight, 1, "b")
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert not other_tasks()
     assert fault_server.wait_idle()
     assert fault_server.requests("b")[0].disconnected

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 pytest.importorskip("fastapi")
 
@@ -121,7 +122,7 @@ def client(server: ServerThread) -> Iterator[openai.OpenAI]:
         yield c
 
 
-def ask(text: str = "What is 17 * 23?") -> list[dict[str, Any]]:
+def ask(text: str = "What is 17 * 23?") -> list[ChatCompletionMessageParam]:
     return [{"role": "user", "content": text}]
 
 

@@ -18,7 +18,7 @@ from moa.errors import ConfigError
 from moa.evals.data import packaged
 from moa.recipe import load_recipe
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 runner = CliRunner()
 
 

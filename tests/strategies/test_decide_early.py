@@ -1,20 +1,19 @@
-"""A vote that stops the answers still running once they cannot change its outcome (the rule
-itself, moa.selection.decide_early, is tested in test_selection.py)."""
+"""Final rules that settle the last layer early: the answers still running stop once they cannot change the outcome."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from recipes import recipe
+from recipes import proposers, recipe, run
 
 from moa import FakeBackend, LayerFinished, MoA
-from moa.errors import BackendError, RecipeError
-from moa.recipe import load_recipe
+from moa.errors import BackendError
+
+AUTO = {"final": "auto", "decide_early": {}}  # code: behaviour, prose: agreement
 
 
-def proposers(n: int) -> list[list[str]]:
-    return [[f"fake:p{i}" for i in range(n)]]
+STAGED = {"final": "vote", "decide_early": {"start": 2}}
 
 
 async def test_the_rest_stop_once_the_vote_is_decided() -> None:
@@ -23,11 +22,7 @@ async def test_the_rest_stop_once_the_vote_is_decided() -> None:
     fake.respond("p2", "Answer: 7").respond("p3", "Answer: 7")
     fake.latency("p2", 5).latency("p3", 5)
     start = time.monotonic()
-    async with MoA(
-        recipe(proposers(4), strategy={"final": "vote", "decide_early": {}}),
-        backends={"fake": fake},
-    ) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy={"final": "vote", "decide_early": {}}))
     assert time.monotonic() - start < 2
     assert result.text == "Answer: 5"
     assert sorted(fake.cancelled) == ["p2", "p3"]
@@ -54,11 +49,7 @@ async def test_no_early_decision_while_the_rest_could_win() -> None:
     fake.respond("p1", "Answer: 5").respond("p2", "Answer: 5")
     fake.respond("p0", "Answer: 7").respond("p3", "Answer: 7")
     fake.latency("p0", 0.2).latency("p3", 0.2)
-    async with MoA(
-        recipe(proposers(4), strategy={"final": "vote", "decide_early": {}}),
-        backends={"fake": fake},
-    ) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy={"final": "vote", "decide_early": {}}))
     assert fake.cancelled == []  # p0 and p3 could (and do) win the tie: they were waited for
     assert result.text == "Answer: 7"
 
@@ -70,28 +61,12 @@ async def test_the_esc_window_stops_once_the_last_answers_agree() -> None:
     for i in (0, 3, 4):
         fake.latency(f"p{i}", 5)
     fake.latency("p2", 0.05)
-    async with MoA(
-        recipe(proposers(5), strategy={"final": "vote", "decide_early": {"window": 2}}),
-        backends={"fake": fake},
-    ) as moa:
-        result = await moa.arun("q")
+    result = await run(
+        fake, recipe(proposers(5), strategy={"final": "vote", "decide_early": {"window": 2}})
+    )
     assert result.text == "Answer: 5"
     assert sorted(fake.cancelled) == ["p0", "p3", "p4"]
     assert any("the last 2 answers agree on 5" in note for note in result.trace.notes)
-
-
-def test_decide_early_is_for_votes_and_the_first_answer() -> None:
-    with pytest.raises(RecipeError, match="decide_early is not an option of final: synthesize"):
-        load_recipe(recipe(proposers(4), strategy={"decide_early": {}}))
-    ranked = {"final": {"rule": "rank", "decide_early": {}}}
-    with pytest.raises(RecipeError, match="'decide_early' is not an option of the rank rule"):
-        load_recipe(recipe(proposers(4), strategy=ranked))
-    auto = {"final": "auto", "decide_early": {}, "by_kind": {"number": "rank"}}
-    with pytest.raises(RecipeError, match="decide_early is not an option of final: auto"):
-        load_recipe(recipe(proposers(4), strategy=auto))
-
-
-AUTO = {"final": "auto", "decide_early": {}}  # code: behaviour, prose: agreement
 
 
 async def test_auto_decides_early_when_the_answers_read_as_numbers() -> None:
@@ -99,8 +74,7 @@ async def test_auto_decides_early_when_the_answers_read_as_numbers() -> None:
     fake.respond("p0", "So 5.\nAnswer: 5").respond("p1", "Answer: 5")
     fake.respond("p2", "Answer: 7").respond("p3", "Answer: 7")
     fake.latency("p2", 5).latency("p3", 5)
-    async with MoA(recipe(proposers(4), strategy=AUTO), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=AUTO))
     assert result.text == "So 5.\nAnswer: 5"
     assert sorted(fake.cancelled) == ["p2", "p3"]
     assert "the answers read as number: vote" in result.trace.notes
@@ -114,22 +88,17 @@ async def test_auto_waits_for_every_answer_that_is_not_a_number(text: str) -> No
     for i in range(4):
         fake.respond(f"p{i}", text)
     fake.latency("p2", 0.3).latency("p3", 0.3)
-    async with MoA(recipe(proposers(4), strategy=AUTO), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=AUTO))
     assert fake.cancelled == []
     assert result.text == text
     assert sum(1 for c in result.trace.calls if c.ok) == 4
-
-
-STAGED = {"final": "vote", "decide_early": {"start": 2}}
 
 
 async def test_the_rest_do_not_start_when_the_first_answers_decide() -> None:
     fake = FakeBackend()
     for i in range(4):
         fake.respond(f"p{i}", "Answer: 5" if i < 2 else "Answer: 7")
-    async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=STAGED))
     assert result.text == "Answer: 5"
     assert [m for m, _ in fake.calls] == ["p0", "p1"]  # p2 and p3 never asked
     assert any("stopped 0 (and did not start 2) of 4 calls" in n for n in result.trace.notes)
@@ -141,8 +110,7 @@ async def test_the_rest_start_when_the_first_answers_disagree() -> None:
     fake = FakeBackend()
     for i, answer in enumerate(["5", "7", "7", "8"]):
         fake.respond(f"p{i}", f"Answer: {answer}")
-    async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=STAGED))
     assert result.text == "Answer: 7"  # the full vote's outcome
     assert sorted(m for m, _ in fake.calls) == ["p0", "p1", "p2", "p3"]
     assert any("the first 2 answers did not decide" in n for n in result.trace.notes)
@@ -152,8 +120,7 @@ async def test_the_rest_start_when_the_first_answers_fail() -> None:
     fake = FakeBackend()
     fake.fail("p0", RuntimeError("boom")).fail("p1", RuntimeError("boom"))
     fake.respond("p2", "Answer: 3").respond("p3", "Answer: 3")
-    async with MoA(recipe(proposers(4), strategy=STAGED), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=STAGED))
     assert result.text == "Answer: 3"
 
 
@@ -163,8 +130,7 @@ async def test_auto_stops_the_rest_once_prose_takes_the_first_answer() -> None:
     fake.respond("p2", "Answer: 3").respond("p3", "Answer: 3")
     fake.latency("p2", 5).latency("p3", 5)
     strategy = {"final": "auto", "decide_early": {}, "by_kind": {"prose": "first"}}
-    async with MoA(recipe(proposers(4), strategy=strategy), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=strategy))
     assert result.text == "A calm lake at dawn."
     assert sorted(fake.cancelled) == ["p2", "p3"]
     assert any(
@@ -179,8 +145,7 @@ async def test_one_prose_answer_is_not_enough_to_stop_the_rest() -> None:
     fake.respond("p1", "Answer: 3").respond("p2", "Answer: 3").respond("p3", "Answer: 4")
     fake.latency("p3", 0.2)
     strategy = {"final": "auto", "decide_early": {}, "by_kind": {"prose": "first"}}
-    async with MoA(recipe(proposers(4), strategy=strategy), backends={"fake": fake}) as moa:
-        result = await moa.arun("q")
+    result = await run(fake, recipe(proposers(4), strategy=strategy))
     assert result.text == "Answer: 3"  # the others read as numbers, and voted
 
 
@@ -192,7 +157,6 @@ async def test_an_agent_on_its_fallback_is_still_running_for_the_early_decision(
     fake.respond("c", "Answer: 7").latency("c", 0.1)
     layers = [["fake:a", {"model": "fake:b", "fallbacks": ["fake:b2"]}, "fake:c"]]
     for strategy in ({"final": "vote"}, {"final": "vote", "decide_early": {}}):
-        async with MoA(recipe(layers, strategy=strategy), backends={"fake": fake}) as moa:
-            result = await moa.arun("q")
+        result = await run(fake, recipe(layers, strategy=strategy))
         assert result.text == "Answer: 7", strategy
         assert not any("stopped" in note for note in result.trace.notes)
