@@ -25,10 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from moa.providers import check_ref
 from moa.strategies.finals import RuleField
 from moa.strategies.finals.synthesize import Synthesize
-from moa.strategies.judges import REVIEW_PROMPT
+from moa.strategies.judges import REVIEW_PROMPT, JudgeRef
 from moa.strategies.read import Reader, extractor
 
 __all__ = ["Council", "Prune", "Seq", "StopLayers", "Strategy"]
@@ -42,14 +41,8 @@ class Prune(_Strict):
     """Sparse selection: a judge ranks a layer's answers; only the top `top_k` go on."""
 
     top_k: int = Field(default=2, ge=1)
-    judge: str | None = None
-    """The judge's model; None: the aggregator's."""
+    judge: JudgeRef = None
     max_tokens: int = Field(default=32, gt=0)
-
-    @field_validator("judge")
-    @classmethod
-    def _valid_judge(cls, value: str | None) -> str | None:
-        return None if value is None else check_ref(value)
 
 
 class Council(_Strict):

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from moa.agent import Agent
 from moa.prompts import Brief
+from moa.providers import check_ref
 from moa.types import Message
 
 __all__ = [
     "RANK_PROMPT",
     "REVIEW_PROMPT",
+    "JudgeRef",
     "borda",
     "judge_agent",
     "parse_choice",
@@ -38,6 +42,10 @@ REVIEW_PROMPT = (
     "numbers only, best first, separated by '>', for example '2 > 3 > 1'.\n\nResponses:"
 )
 """The prompt of a sparse-selection judge and of a council reviewer."""
+
+
+JudgeRef = Annotated[str | None, AfterValidator(lambda v: None if v is None else check_ref(v))]
+"""A judge's model reference, checked like an agent's; None: the aggregator's model."""
 
 
 def judge_agent(ref: str | None, max_tokens: int, aggregator: Agent) -> Agent:

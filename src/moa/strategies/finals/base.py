@@ -24,10 +24,11 @@ from pydantic import (
 )
 
 from moa.strategies.base import Answers, StepContext
+from moa.strategies.judges import JudgeRef
 from moa.strategies.read import Reader
 from moa.trace import Call
 
-__all__ = ["RULES", "FinalRule", "RuleField", "dump_rule", "parse_rule", "register"]
+__all__ = ["RULES", "FinalRule", "JudgedRule", "RuleField", "dump_rule", "parse_rule", "register"]
 
 
 class FinalRule(BaseModel):
@@ -63,6 +64,18 @@ class FinalRule(BaseModel):
     def start(self) -> int | None:
         """How many of the last layer's agents start at once (None: all)."""
         return None
+
+
+class JudgedRule(FinalRule):
+    """A rule that asks a judge: its model (None: the aggregator's, at temperature 0)."""
+
+    judge: JudgeRef = None
+
+    def judges(self) -> tuple[str, ...]:
+        return (self.judge,) if self.judge else ()
+
+    def with_judges(self, rename: Callable[[str], str]) -> Self:
+        return self.model_copy(update={"judge": rename(self.judge)}) if self.judge else self
 
 
 RULES: dict[str, type[FinalRule]] = {}

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Self
-
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from moa.prompts import briefed
-from moa.providers import check_ref
 from moa.strategies.base import Answers, StepContext
-from moa.strategies.finals.base import FinalRule
+from moa.strategies.finals.base import JudgedRule
 from moa.strategies.judges import RANK_PROMPT, judge_agent, parse_choice
 from moa.strategies.read import Reader
 from moa.strategies.tally import tally
@@ -18,27 +14,14 @@ from moa.strategies.tally import tally
 __all__ = ["Rank"]
 
 
-class Rank(FinalRule):
+class Rank(JudgedRule):
     """A judge is shown the numbered answers and names the best; when its answer cannot be
     read, the vote decides."""
 
     name = "rank"
-    judge: str | None = None
-    """The judge's model; None: the aggregator's (at temperature 0)."""
     max_tokens: int = Field(default=16, gt=0)
     """The judge's answer budget: it is asked for a number only."""
     prompt: str = RANK_PROMPT
-
-    @field_validator("judge")
-    @classmethod
-    def _valid_judge(cls, value: str | None) -> str | None:
-        return None if value is None else check_ref(value)
-
-    def judges(self) -> tuple[str, ...]:
-        return (self.judge,) if self.judge else ()
-
-    def with_judges(self, rename: Callable[[str], str]) -> Self:
-        return self.model_copy(update={"judge": rename(self.judge)}) if self.judge else self
 
     async def answer(self, ctx: StepContext, answers: Answers, read: Reader) -> str | None:
         texts = answers.texts

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Self
+from pydantic import Field
 
-from pydantic import Field, field_validator
-
-from moa.providers import check_ref
 from moa.strategies.base import Answers, StepContext
 from moa.strategies.finals.agreement import by_agreement
-from moa.strategies.finals.base import FinalRule
+from moa.strategies.finals.base import JudgedRule
 from moa.strategies.judges import judge_agent, parse_usc, usc_brief
 from moa.strategies.read import Reader
 
 __all__ = ["Usc"]
 
 
-class Usc(FinalRule):
+class Usc(JudgedRule):
     """Universal Self-Consistency (arXiv 2311.17311): a selector is shown the answers and
     names the most consistent one; when it names none, the answer most in agreement."""
 
     name = "usc"
-    judge: str | None = None
-    """The selector's model; None: the aggregator's (at temperature 0)."""
     max_tokens: int = Field(default=32, gt=0)
     """The selector's answer budget ("The most consistent response is Response X")."""
-
-    @field_validator("judge")
-    @classmethod
-    def _valid_judge(cls, value: str | None) -> str | None:
-        return None if value is None else check_ref(value)
-
-    def judges(self) -> tuple[str, ...]:
-        return (self.judge,) if self.judge else ()
-
-    def with_judges(self, rename: Callable[[str], str]) -> Self:
-        return self.model_copy(update={"judge": rename(self.judge)}) if self.judge else self
 
     async def answer(self, ctx: StepContext, answers: Answers, read: Reader) -> str | None:
         texts = answers.texts
