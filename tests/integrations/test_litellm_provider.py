@@ -4,7 +4,13 @@ and not. What LiteLLM reports is checked against the same recipe run by moa itse
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,13 @@ def provider(host_env: dict[str, str]) -> Iterator[None]:
     register()
     yield
     litellm.custom_provider_map, litellm.callbacks = before
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def moa_totals(recipe: Path, **settings: Any) -> tuple[str, Totals]:
@@ -137,3 +150,62 @@ async def test_the_local_model_through_litellm(
     assert calls["calls"] == 3
     assert reported(response.usage)[:2] == (calls["input_tokens"], calls["output_tokens"])
     assert calls["output_tokens"] > 0
+
+
+PROXY = os.environ.get("LITELLM_PROXY_BIN")
+"""A `litellm` command of an environment with 'litellm[proxy]' and this moa installed. Its
+dependencies (about 40 packages, 760 MB, and an older litellm and rich) are not in the dev
+extra, so the test runs only where this names one."""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PROXY is None, reason="set LITELLM_PROXY_BIN to a litellm[proxy] command")
+def test_the_documented_proxy_config_serves_recipes(tmp_path: Path) -> None:
+    assert PROXY is not None
+    key = "sk-" + secrets.token_hex(24)
+    port = free_port()
+    env = {**os.environ, "LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    config = Path(__file__).resolve().parents[2] / "docs" / "litellm-proxy.yaml"
+    log = tmp_path / "proxy.log"
+    with log.open("w") as out:
+        proxy = subprocess.Popen(
+            [PROXY, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(base + "/health/liveliness", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        done = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                f"{base}/v1/chat/completions",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                json.dumps({"model": "moa-fake", "messages": HI}),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        body, status = done.stdout.rsplit("\n", 1)
+        assert status == "200", log.read_text()[-2000:]
+        answer = json.loads(body)
+        assert answer["choices"][0]["message"]["content"].endswith("to: What is 2 + 2?")
+        assert answer["usage"]["prompt_tokens"] > 0
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
