@@ -3,8 +3,10 @@ agent starts it."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -119,3 +121,33 @@ async def test_ask_on_the_local_model(
         data = result.structured_content
         assert data is not None and data["totals"]["calls"] == 3
         assert data["totals"]["output_tokens"] > 0
+
+
+@pytest.fixture
+def http_server(host_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`moa mcp --http PORT` running: its URL, and its log."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "mcp.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [tool("moa"), "mcp", "--http", str(port)], env=host_env, stdout=out, stderr=out
+        )
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp", log
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+async def test_streamable_http_on_loopback(http_server: tuple[str, Path]) -> None:
+    url, log = http_server
+    async with Client(url) as client:
+        result = await client.call_tool("ask", {"prompt": "Hi", "recipe": "duo"})
+    assert text(result) == ["[agg] synthesis of 2 responses to: Hi"], log.read_text()
