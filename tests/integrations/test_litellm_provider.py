@@ -21,8 +21,9 @@ litellm = pytest.importorskip("litellm")
 
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 
-from moa import MoA  # noqa: E402
-from moa.integrations.litellm import register  # noqa: E402
+from moa import FakeBackend, MoA  # noqa: E402
+from moa.errors import BackendError  # noqa: E402
+from moa.integrations.litellm import MoALLM, register  # noqa: E402
 from moa.recipe import load_recipe  # noqa: E402
 from moa.trace import Totals  # noqa: E402
 
@@ -134,6 +135,17 @@ def test_bad_requests_are_bad_request_errors(
         litellm.completion(model=model, messages=messages)
     assert caught.value.status_code == 400
     assert problem in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_a_failed_run_is_a_bad_gateway_naming_each_failure() -> None:
+    refused = BackendError("refused", status=400)  # not retried
+    fake = FakeBackend().fail("a", refused).fail("b", refused)
+    register(custom_handler=MoALLM(backends={"fake": fake}))
+    with pytest.raises(litellm.BadGatewayError) as caught:
+        litellm.completion(model="moa/duo", messages=HI)
+    assert caught.value.status_code == 502
+    assert "layer 1: 0 of the needed 1 agents answered" in str(caught.value)
+    assert "fake:a (fake:a): BackendError: refused" in str(caught.value)
 
 
 @pytest.mark.slow
