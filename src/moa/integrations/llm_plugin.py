@@ -39,10 +39,12 @@ from moa.recipe import load_recipe
 from moa.redact import redact_urls
 from moa.types import Message
 
-__all__ = ["AsyncMoAModel", "MoAModel", "Options", "register_models"]
+__all__ = ["AsyncMoAModel", "MoAModel", "MoAOptions", "register_models"]
 
 
-class Options(llm.Options):
+class MoAOptions(llm.Options):
+    """`-o NAME VALUE`: what a prompt may change about its recipe's run."""
+
     show_layers: bool | None = Field(
         default=None, description="Print every agent's answer to stderr as it arrives"
     )
@@ -71,7 +73,7 @@ class _Run:
     """One prompt's run: its MoA, messages and settings, and what its events leave behind."""
 
     def __init__(self, source: str, prompt: llm.Prompt, response: Any) -> None:
-        options: Options = prompt.options  # type: ignore[assignment]
+        options: MoAOptions = prompt.options  # type: ignore[assignment]
         self.moa = MoA(load_recipe(options.recipe or source), progress=_progress)
         self.messages = _messages(prompt)
         self.settings: dict[str, Any] = {
@@ -109,7 +111,7 @@ class MoAModel(llm.Model):
     """A recipe, run with the blocking API (the llm command)."""
 
     can_stream = True
-    Options = Options  # type: ignore[assignment]
+    Options = MoAOptions  # type: ignore[assignment]
 
     def __init__(self, model_id: str, source: str) -> None:
         self.model_id = model_id
@@ -139,7 +141,7 @@ class AsyncMoAModel(llm.AsyncModel):
     """The same recipe for llm's async API."""
 
     can_stream = True
-    Options = Options  # type: ignore[assignment]
+    Options = MoAOptions  # type: ignore[assignment]
 
     def __init__(self, model_id: str, source: str) -> None:
         self.model_id = model_id

@@ -94,7 +94,8 @@ def build(
             if not prompt.strip():
                 raise ConfigError("the prompt is empty")
             with one_level(depth):
-                moa = MoA(load_recipe(find(recipe, recipes_dir)), backends=backends)
+                source = find(recipe, recipes_dir)
+                moa = MoA(load_recipe(source), backends=backends, progress=_stderr)
                 try:
                     result = await _run(moa, prompt, ctx)
                 finally:
