@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,6 +20,7 @@ litellm = pytest.importorskip("litellm")
 
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 
+from integrations.hosts import free_port  # noqa: E402
 from moa import FakeBackend, MoA  # noqa: E402
 from moa.errors import BackendError  # noqa: E402
 from moa.integrations.litellm import MoALLM, register  # noqa: E402
@@ -37,13 +37,6 @@ def provider(host_env: dict[str, str]) -> Iterator[None]:
     register()
     yield
     litellm.custom_provider_map, litellm.callbacks = before
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def moa_totals(recipe: Path, **settings: Any) -> tuple[str, Totals]:

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import tool
 from faultserver import FaultServer, ok
+
+from integrations.hosts import tool
 
 llm = pytest.importorskip("llm")
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import tool
+
+from integrations.hosts import tool
 
 pytest.importorskip("mcp")
 
@@ -32,10 +33,10 @@ def text(result: Any) -> list[str]:
 
 
 async def test_ask_answers_with_progress_and_layers(host_env: dict[str, str]) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    notified: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append((done, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        notified.append((progress, total, message))
 
     async with moa_mcp(host_env) as client:
         listed = await client.list_tools()
@@ -56,8 +57,8 @@ async def test_ask_answers_with_progress_and_layers(host_env: dict[str, str]) ->
         assert data["totals"]["calls"] == 3 and data["totals"]["input_tokens"] > 0
 
         # one notification per finished call, counting up to the recipe's three calls
-        assert [(done, total) for done, total, _ in progress] == [(1, 3), (2, 3), (3, 3)]
-        assert progress[-1][2] is not None and "fake:agg" in progress[-1][2]
+        assert [(done, total) for done, total, _ in notified] == [(1, 3), (2, 3), (3, 3)]
+        assert notified[-1][2] is not None and "fake:agg" in notified[-1][2]
 
         plain = await client.call_tool("ask", {"prompt": "Hi", "recipe": "duo"})
         assert text(plain) == ["[agg] synthesis of 2 responses to: Hi"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from integrations.hosts import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,13 +27,6 @@ def run(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
     assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def get(url: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
@@ -52,7 +46,13 @@ def test_the_wheel_installs_and_runs_without_the_source_tree(tmp_path: Path) -> 
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
-    pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check", "-q"]
+    pip: list[str | Path] = [
+        venv / "bin" / "python",
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "-q",
+    ]
     run(*pip, "install", "--only-binary", ":all:", f"{wheel}[server,llm]")
 
     env = {

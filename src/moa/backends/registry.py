@@ -55,7 +55,7 @@ def _llama() -> Backend:
 
 
 def _llm() -> Backend:
-    from moa.integrations.llm_backend import LlmBackend
+    from moa.backends.llm import LlmBackend
 
     return LlmBackend()
 
@@ -80,7 +80,7 @@ def _file(model: str, auto_pull: bool, progress: Progress | None) -> Located:
 
 
 def _llm_model(model: str, auto_pull: bool, progress: Progress | None) -> Located:
-    from moa.integrations.llm_backend import locate
+    from moa.backends.llm import locate
 
     return Located(locate(model))
 
