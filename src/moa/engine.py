@@ -5,6 +5,12 @@ moa = MoA.from_recipe("local")
 result = moa.run("What is 17 * 23?")          # or: await moa.arun(messages)
 print(result.text, result.trace.totals())
 for event in moa.stream(messages): ...         # AgentStarted/AgentFinished/Token/...
+result = moa.run(messages, tools=[...], tool_choice="auto")   # result.tool_calls
+
+With tools or a response format, one call acts and the others advise (docs/tools.md): under a
+final rule that picks one of the last layer's answers (`FinalRule.chooses`), the last layer's
+agents act and the rule picks among their calls; else the aggregator acts. The calls that do
+not act see the conversation without its tool turns (`moa.reference_view`).
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
+import json
 import random
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,12 +54,14 @@ from moa.events import (
 )
 from moa.limits import LIMITS, Limits
 from moa.plan import LayerPlan, Plan, compile_recipe
-from moa.prompts import Brief, briefed
+from moa.prompts import Brief, add_system, briefed
 from moa.recipe import Recipe
+from moa.reference_view import reference_view
 from moa.resolver import Resolver
 from moa.strategies import AggregatorInput, Answers, StepContext
+from moa.tools import make_act, repeated_rounds
 from moa.trace import AgentRole, Call, Trace
-from moa.types import Message, MessagesLike, Settings, to_messages
+from moa.types import Act, Message, MessagesLike, Settings, to_messages
 
 __all__ = [
     "AgentFinished",
@@ -63,6 +74,29 @@ __all__ = [
     "Token",
     "run",
 ]
+
+
+ACT_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+"""The keyword arguments of a run that make its final call act (`moa.tools.make_act`)."""
+ACTING_NOTE = (
+    "You can call the tools you are given. The other models' responses are advice: they could "
+    "not call tools, and nothing they say has been run."
+)
+"""Told to an aggregator that acts with tools and is shown other answers."""
+ADVICE_MEMORY = 256
+"""User turns whose references' answers are kept for the tool loop that follows (per MoA)."""
+
+
+def _act(given: dict[str, Any]) -> Act | None:
+    """The act of a run's keyword arguments, taken out of them."""
+    return make_act(**{k: given.pop(k) for k in ACT_FIELDS if k in given})
+
+
+def _turn_key(messages: Sequence[Message]) -> str:
+    """The conversation up to its last user message: what a tool loop's requests share."""
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    text = json.dumps([m.to_dict() for m in messages[: last + 1]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _settings(settings: Settings | None, given: Mapping[str, Any]) -> Settings:
@@ -115,6 +149,7 @@ class MoA:
             rng=rng,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._advice: OrderedDict[str, Answers] = OrderedDict()  # bounded: ADVICE_MEMORY
 
     @classmethod
     def from_recipe(cls, recipe: Recipe | str | Path | Mapping[str, Any], **kwargs: Any) -> MoA:
@@ -130,8 +165,11 @@ class MoA:
         self, messages: MessagesLike, settings: Settings | None = None, **given: Any
     ) -> Result:
         """Run the recipe. `settings` (or the same as keyword arguments: temperature=...,
-        max_tokens=...) apply to the aggregator unless the recipe pins them."""
-        return await self._execute(to_messages(messages), None, _settings(settings, given))
+        max_tokens=...) apply to the aggregator unless the recipe pins them. `tools`,
+        `tool_choice`, `parallel_tool_calls` and `response_format` (OpenAI's forms) go to
+        the call that acts; an answer that calls tools has them in `Result.tool_calls`."""
+        act = _act(given)
+        return await self._execute(to_messages(messages), None, _settings(settings, given), act)
 
     async def astream(
         self, messages: MessagesLike, settings: Settings | None = None, **given: Any
@@ -141,9 +179,10 @@ class MoA:
         Close it (`contextlib.aclosing`) to cancel the run and every call in flight.
         """
         msgs = to_messages(messages)
+        act = _act(given)
         overrides = _settings(settings, given)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        task = asyncio.create_task(self._execute(msgs, queue.put_nowait, overrides))
+        task = asyncio.create_task(self._execute(msgs, queue.put_nowait, overrides, act))
         task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             while (event := await queue.get()) is not None:
@@ -206,7 +245,11 @@ class MoA:
 
     # the run --------------------------------------------------------------------------------
     async def _execute(
-        self, messages: Sequence[Message], emit: EventSink | None, overrides: Settings
+        self,
+        messages: Sequence[Message],
+        emit: EventSink | None,
+        overrides: Settings,
+        act: Act | None = None,
     ) -> Result:
         trace = Trace(recipe=self.recipe.name, started_at=time.time())
         deadline = self.recipe.deadline
@@ -217,7 +260,7 @@ class MoA:
             listening=emit is not None,
         )
         try:
-            return await self._layers_then_final(run, messages, overrides)
+            return await self._layers_then_final(run, messages, overrides, act)
         except RunError as exc:
             trace.outcome, trace.error = "error", str(exc)
             exc.trace = trace
@@ -234,47 +277,86 @@ class MoA:
             trace.latency_s = run.elapsed()
             price_trace(trace, self.prices)
 
+    def _guard_loop(self, run: Run, messages: Sequence[Message], act: Act | None) -> Act | None:
+        """The act, without tools once the conversation repeats the same calls too often."""
+        limit = self.recipe.tools.repeat_limit
+        if act is None or not act.calls_tools or (repeats := repeated_rounds(messages)) < limit:
+            return act
+        run.trace.notes.append(
+            f"the last {repeats} assistant turns made the same tool calls (limit {limit}): "
+            "the final answers without tools"
+        )
+        return act.without_tools()
+
     async def _layers_then_final(
-        self, run: Run, messages: Sequence[Message], overrides: Settings
+        self, run: Run, messages: Sequence[Message], overrides: Settings, act: Act | None
     ) -> Result:
         plan = self.plan
         aggregator = plan.aggregator_with(overrides)
+        act = self._guard_loop(run, messages, act)
+        view, facts = reference_view(messages)
+        step = plan.strategy
+        # under a choosing rule the last layer's agents act; else the aggregator does
+        acting = len(plan.layers) if act is not None and step.chooses else 0
+        in_loop = bool(act and act.tools) or any(m.role == "tool" for m in messages)
+        per_turn = self.recipe.tools.references == "per_turn"
+        turn = _turn_key(messages) if in_loop and per_turn and not acting else ""
 
         async def side_call(
             agent: Agent, role: AgentRole, shown: Brief, layer: int, index: int
         ) -> Call:
+            shown = shown if shown.facts else shown.with_facts(facts)
             return await self.caller.call(run, agent, role, shown, layer=layer, index=index)
 
         ctx = StepContext(
-            messages=messages,
+            messages=view,
             layers=[layer.agents for layer in plan.layers],
             aggregator=aggregator,
             judge_base=plan.aggregator,
             prompt=self.recipe.prompt,
             call=side_call,
             notes=run.trace.notes,
+            conversation=messages,
         )
-        step = plan.strategy
         answers = Answers([])
-        for layer in plan.layers:
+        reused = self._advice.get(turn) if turn and messages[-1].role == "tool" else None
+        if reused is not None:
+            answers = reused
+            run.trace.notes.append(
+                f"a tool loop goes on: the references' {len(answers.calls)} answers to this "
+                "user turn are reused (tools.references: per_turn)"
+            )
+        for layer in plan.layers if reused is None else ():
+            own = layer.number == acting
             calls = await self._layer(
                 run,
                 layer,
-                messages,
+                messages if own else view,
                 answers.texts,
                 functools.partial(step.settled, ctx, layer.number),
+                facts=() if own else facts,
+                act=act if own else None,
             )
             answers = await step.after_layer(ctx, layer.number, Answers([c for c in calls if c.ok]))
             if layer.number < len(plan.layers) and step.stop_after(ctx, layer.number, answers):
                 break
+        if turn and not acting and answers.calls and reused is None:
+            self._advice[turn] = answers
+            while len(self._advice) > ADVICE_MEMORY:
+                self._advice.popitem(last=False)
         final = AggregatorInput(Brief(tuple(messages)), ctx.final_layer)
         if answers.calls:
             picked = await step.answer(ctx, answers)
+            if isinstance(picked, Call):
+                return self._picked(run, picked)
             if picked is not None:
                 run.trace.outcome = "ok"
                 run.emit(Token(picked))
                 return Result(text=picked, trace=run.trace)
             final = await step.before_final(ctx, answers)
+            if act is not None and act.calls_tools and final.brief.references:
+                told = add_system(final.brief.messages, ACTING_NOTE)
+                final = AggregatorInput(final.brief.with_messages(told), final.layer)
         call = await self.caller.call(
             run,
             aggregator,
@@ -283,11 +365,29 @@ class MoA:
             layer=final.layer,
             index=0,
             stream=True,
+            act=act,
         )
         if call.ok:
             run.trace.outcome = "ok"
-            return Result(text=call.text or "", trace=run.trace)
+            return Result(
+                text=call.text or "",
+                trace=run.trace,
+                tool_calls=call.tool_calls,
+                reasoning=call.reasoning,
+            )
         return self._without_aggregator(run, call, aggregator, answers, step.best_proposal)
+
+    def _picked(self, run: Run, call: Call) -> Result:
+        """The answer of one of the agents that acted, as it is."""
+        run.trace.outcome = "ok"
+        if call.text and not call.tool_calls:
+            run.emit(Token(call.text))
+        return Result(
+            text="" if call.tool_calls else call.text or "",
+            trace=run.trace,
+            tool_calls=call.tool_calls,
+            reasoning=call.reasoning,
+        )
 
     def _without_aggregator(
         self,
@@ -321,6 +421,9 @@ class MoA:
         messages: Sequence[Message],
         references: Sequence[str],
         settled: Callable[[Sequence[Call]], str | None],
+        *,
+        facts: Sequence[str] = (),
+        act: Act | None = None,
     ) -> list[Call]:
         """Every agent of the layer, concurrently, until all answered, or the quorum is met and
         the grace period over, or the strategy says the outcome is decided, or the quorum can
@@ -332,7 +435,7 @@ class MoA:
             self.caller.record(run, agent, "proposer", layer=number, index=i)
             for i, agent in enumerate(layer.agents)
         ]
-        brief = briefed(messages, self.recipe.prompt, references)
+        brief = briefed(messages, self.recipe.prompt, references).with_facts(facts)
 
         def launch(i: int) -> asyncio.Task[Call]:
             agent = layer.agents[i]
@@ -345,6 +448,7 @@ class MoA:
                     layer=number,
                     index=i,
                     record=calls[i],
+                    act=act,
                 )
             )
 
