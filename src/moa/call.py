@@ -32,7 +32,6 @@ from moa.errors import (
     BackendError,
     BackendTimeout,
     BadAnswer,
-    BadResponse,
     ContextLengthError,
     MoAError,
     should_retry,
@@ -40,11 +39,11 @@ from moa.errors import (
 from moa.events import AgentFinished, AgentStarted, EventSink, Reasoning, Token
 from moa.limits import Limits, LimitSpec
 from moa.prompts import Brief, add_system
-from moa.reasoning import ThinkSplitter, split_thinking
+from moa.reasoning import ThinkSplitter
 from moa.recipe import Retry
 from moa.redact import redact_urls
 from moa.resolver import Resolver
-from moa.toolcalls import checked, repair
+from moa.toolcalls import finished, repair
 from moa.trace import AgentRole, Attempt, Call, Trace, confidence
 from moa.types import Act, Completion, Message, Request
 
@@ -290,7 +289,7 @@ class Caller:
                     start = time.monotonic()
                     queued = start - queued_from
                     done = await self._one(backend, request, run, stream, streamed)
-                    done = self._checked(done, act, ref)
+                    done = finished(done, act, ref)
                     if stream and act is not None and act.held and done.text:
                         streamed.append(done.text)  # held until checked: now it may go out
                         run.emit(Token(done.text))
@@ -365,24 +364,6 @@ class Caller:
             attempt.wait_s = wait
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _checked(done: Completion, act: Act | None, ref: str) -> Completion:
-        """The answer with its thinking apart, held to the act's contract; an empty answer
-        is never used (nothing to synthesise from)."""
-        if done.reasoning is None:
-            thought, text = split_thinking(done.text)
-            if thought is not None:
-                done = replace(done, text=text, reasoning=thought)
-        if act is not None:
-            try:
-                done = checked(done, act)
-            except BadAnswer as exc:
-                exc.model = ref
-                raise
-        if not done.text.strip() and not done.tool_calls:
-            raise BadResponse("the model answered with empty text", model=ref)
-        return done
 
     def backoff(self, attempt: int, error: BackendError) -> float:
         """Seconds before try `attempt` + 1: Retry-After (capped) where the server said, else

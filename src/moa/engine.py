@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import json
 import random
 import time
 import weakref
@@ -39,7 +37,6 @@ from moa.errors import (
     ConfigError,
     DeadlineExceeded,
     MoAError,
-    QuorumError,
     RunError,
 )
 from moa.events import (
@@ -52,14 +49,15 @@ from moa.events import (
     Result,
     Token,
 )
+from moa.layers import run_layer
 from moa.limits import LIMITS, Limits
-from moa.plan import LayerPlan, Plan, compile_recipe
+from moa.plan import Plan, compile_recipe
 from moa.prompts import Brief, add_system, briefed
 from moa.recipe import Recipe
 from moa.reference_view import reference_view
 from moa.resolver import Resolver
 from moa.strategies import AggregatorInput, Answers, StepContext
-from moa.tools import make_act, repeated_rounds
+from moa.tools import ACTING_NOTE, act_from, loop_guard, turn_key
 from moa.trace import AgentRole, Call, Trace
 from moa.types import Act, Message, MessagesLike, Settings, to_messages
 
@@ -76,27 +74,8 @@ __all__ = [
 ]
 
 
-ACT_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
-"""The keyword arguments of a run that make its final call act (`moa.tools.make_act`)."""
-ACTING_NOTE = (
-    "You can call the tools you are given. The other models' responses are advice: they could "
-    "not call tools, and nothing they say has been run."
-)
-"""Told to an aggregator that acts with tools and is shown other answers."""
 ADVICE_MEMORY = 256
 """User turns whose references' answers are kept for the tool loop that follows (per MoA)."""
-
-
-def _act(given: dict[str, Any]) -> Act | None:
-    """The act of a run's keyword arguments, taken out of them."""
-    return make_act(**{k: given.pop(k) for k in ACT_FIELDS if k in given})
-
-
-def _turn_key(messages: Sequence[Message]) -> str:
-    """The conversation up to its last user message: what a tool loop's requests share."""
-    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    text = json.dumps([m.to_dict() for m in messages[: last + 1]], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _settings(settings: Settings | None, given: Mapping[str, Any]) -> Settings:
@@ -168,7 +147,7 @@ class MoA:
         max_tokens=...) apply to the aggregator unless the recipe pins them. `tools`,
         `tool_choice`, `parallel_tool_calls` and `response_format` (OpenAI's forms) go to
         the call that acts; an answer that calls tools has them in `Result.tool_calls`."""
-        act = _act(given)
+        act = act_from(given)
         return await self._execute(to_messages(messages), None, _settings(settings, given), act)
 
     async def astream(
@@ -179,7 +158,7 @@ class MoA:
         Close it (`contextlib.aclosing`) to cancel the run and every call in flight.
         """
         msgs = to_messages(messages)
-        act = _act(given)
+        act = act_from(given)
         overrides = _settings(settings, given)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         task = asyncio.create_task(self._execute(msgs, queue.put_nowait, overrides, act))
@@ -277,30 +256,21 @@ class MoA:
             trace.latency_s = run.elapsed()
             price_trace(trace, self.prices)
 
-    def _guard_loop(self, run: Run, messages: Sequence[Message], act: Act | None) -> Act | None:
-        """The act, without tools once the conversation repeats the same calls too often."""
-        limit = self.recipe.tools.repeat_limit
-        if act is None or not act.calls_tools or (repeats := repeated_rounds(messages)) < limit:
-            return act
-        run.trace.notes.append(
-            f"the last {repeats} assistant turns made the same tool calls (limit {limit}): "
-            "the final answers without tools"
-        )
-        return act.without_tools()
-
     async def _layers_then_final(
         self, run: Run, messages: Sequence[Message], overrides: Settings, act: Act | None
     ) -> Result:
         plan = self.plan
         aggregator = plan.aggregator_with(overrides)
-        act = self._guard_loop(run, messages, act)
+        act, why = loop_guard(messages, act, self.recipe.tools.repeat_limit)
+        if why:
+            run.trace.notes.append(why)
         view, facts = reference_view(messages)
         step = plan.strategy
         # under a choosing rule the last layer's agents act; else the aggregator does
         acting = len(plan.layers) if act is not None and step.chooses else 0
         in_loop = bool(act and act.tools) or any(m.role == "tool" for m in messages)
         per_turn = self.recipe.tools.references == "per_turn"
-        turn = _turn_key(messages) if in_loop and per_turn and not acting else ""
+        turn = turn_key(messages) if in_loop and per_turn and not acting else ""
 
         async def side_call(
             agent: Agent, role: AgentRole, shown: Brief, layer: int, index: int
@@ -328,13 +298,13 @@ class MoA:
             )
         for layer in plan.layers if reused is None else ():
             own = layer.number == acting
-            calls = await self._layer(
+            shown = briefed(messages if own else view, self.recipe.prompt, answers.texts)
+            calls = await run_layer(
+                self.caller,
                 run,
                 layer,
-                messages if own else view,
-                answers.texts,
+                shown if own else shown.with_facts(facts),
                 functools.partial(step.settled, ctx, layer.number),
-                facts=() if own else facts,
                 act=act if own else None,
             )
             answers = await step.after_layer(ctx, layer.number, Answers([c for c in calls if c.ok]))
@@ -413,107 +383,6 @@ class MoA:
         if call.error_type == "DeadlineExceeded":
             raise DeadlineExceeded("the run's deadline passed", failed)
         raise AggregationError(f"the aggregator {aggregator.label} failed", failed)
-
-    async def _layer(
-        self,
-        run: Run,
-        layer: LayerPlan,
-        messages: Sequence[Message],
-        references: Sequence[str],
-        settled: Callable[[Sequence[Call]], str | None],
-        *,
-        facts: Sequence[str] = (),
-        act: Act | None = None,
-    ) -> list[Call]:
-        """Every agent of the layer, concurrently, until all answered, or the quorum is met and
-        the grace period over, or the strategy says the outcome is decided, or the quorum can
-        no longer be met. The run's deadline ends each call by itself (moa.call)."""
-        number, quorum, grace = layer.number, layer.quorum, layer.grace
-        remaining = run.remaining()
-        late = remaining is not None and remaining <= 0  # the calls will start nothing
-        calls = [
-            self.caller.record(run, agent, "proposer", layer=number, index=i)
-            for i, agent in enumerate(layer.agents)
-        ]
-        brief = briefed(messages, self.recipe.prompt, references).with_facts(facts)
-
-        def launch(i: int) -> asyncio.Task[Call]:
-            agent = layer.agents[i]
-            return asyncio.create_task(
-                self.caller.call(
-                    run,
-                    agent,
-                    "proposer",
-                    brief,
-                    layer=number,
-                    index=i,
-                    record=calls[i],
-                    act=act,
-                )
-            )
-
-        tasks = [launch(i) for i in range(min(layer.start or len(calls), len(calls)))]
-        pending = set(tasks)
-        grace_until: float | None = None
-        reason = "cancelled"
-        stopped = 0
-        try:
-            while pending:
-                timeout = None if grace_until is None else max(grace_until - time.monotonic(), 0)
-                done, pending = await asyncio.wait(
-                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                # a bug or a configuration error is raised, never taken for an agent's failure
-                raised = [e for t in done if not t.cancelled() and (e := t.exception())]
-                if raised:
-                    raise raised[0]
-                finished = [t.result() for t in tasks if t.done()]
-                ok = sum(1 for c in finished if c.ok)
-                if len(finished) - ok > len(calls) - quorum:
-                    reason = "cancelled: the layer can no longer reach its quorum"
-                    break
-                unstarted = len(calls) - len(tasks)
-                if ok >= quorum and (pending or unstarted) and (why := settled(calls)):
-                    reason = f"cancelled: {why}"
-                    stopped = len(pending) + unstarted
-                    held = f" (and did not start {unstarted})" if unstarted else ""
-                    run.trace.notes.append(
-                        f"layer {number}: stopped {len(pending)}{held} of {len(calls)} calls "
-                        f"{run.elapsed():.2f}s into the run: {why}"
-                    )
-                    break
-                if not pending and unstarted:
-                    run.trace.notes.append(
-                        f"layer {number}: the first {len(tasks)} answers did not decide; "
-                        f"starting the other {unstarted} {run.elapsed():.2f}s into the run"
-                    )
-                    more = [launch(i) for i in range(len(tasks), len(calls))]
-                    tasks += more
-                    pending = set(more)
-                    continue
-                if ok >= quorum and grace is not None and grace_until is None:
-                    grace_until = time.monotonic() + grace
-                if grace_until is not None and time.monotonic() >= grace_until and pending:
-                    reason = f"cancelled: still running {grace}s after the layer's quorum"
-                    break
-        finally:
-            for task in pending:
-                run.cancel(task, reason)
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-            for call in calls:  # a task cancelled before it started
-                if call.text is None and call.error is None:
-                    call.error_type, call.error = "Cancelled", reason
-        ok_calls = [c for c in calls if c.ok]
-        run.emit(LayerFinished(number, len(ok_calls), len(calls) - len(ok_calls), stopped))
-        if len(ok_calls) < quorum:
-            failed = [f for c in calls if not c.ok for f in failures(c)]
-            if late:
-                raise DeadlineExceeded(f"the run's deadline passed before layer {number}", failed)
-            if run.deadline_at is not None and time.monotonic() >= run.deadline_at:
-                raise DeadlineExceeded(f"the run's deadline passed in layer {number}", failed)
-            raise QuorumError(number, quorum, len(ok_calls), failed)
-        return calls
 
 
 def run(recipe: Recipe | str | Path, prompt: MessagesLike, **kwargs: Any) -> Result:

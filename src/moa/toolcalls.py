@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from moa.errors import BadAnswer
+from moa.errors import BadAnswer, BadResponse
+from moa.reasoning import split_thinking
 from moa.schema import problems
 from moa.types import Act, Completion, Message, ToolCall
 
-__all__ = ["checked", "json_text", "new_call_id", "read_calls", "repair"]
+__all__ = ["checked", "finished", "json_text", "new_call_id", "read_calls", "repair"]
 
 MAX_SCAN = 65536
 """Longer texts are not searched for calls (the search tries each brace)."""
@@ -213,3 +214,21 @@ def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Mess
         how = ""
     note = _REPAIR.format(problem=error.message.rstrip("."), how=how)
     return [*messages, Message("assistant", error.text or "(no answer)"), Message("user", note)]
+
+
+def finished(done: Completion, act: Act | None, model: str) -> Completion:
+    """A call's answer as the run uses it: thinking apart (`moa.reasoning`), held to the
+    act's contract (`checked`), and never empty (nothing to synthesise from)."""
+    if done.reasoning is None:
+        thought, text = split_thinking(done.text)
+        if thought is not None:
+            done = replace(done, text=text, reasoning=thought)
+    if act is not None:
+        try:
+            done = checked(done, act)
+        except BadAnswer as exc:
+            exc.model = model
+            raise
+    if not done.text.strip() and not done.tool_calls:
+        raise BadResponse("the model answered with empty text", model=model)
+    return done

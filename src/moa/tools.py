@@ -11,6 +11,7 @@ library, the CLI and the server all say the same thing about the same mistake.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,13 +21,18 @@ from moa.schema import check_schema
 from moa.types import TOOL_NAME, Act, Message, ResponseFormat, Tool, ToolCall
 
 __all__ = [
+    "ACTING_NOTE",
+    "ACT_FIELDS",
     "MAX_TOOLS",
+    "act_from",
     "canonical",
     "canonical_arguments",
+    "loop_guard",
     "make_act",
     "make_response_format",
     "make_tools",
     "repeated_rounds",
+    "turn_key",
 ]
 
 MAX_TOOLS = 128
@@ -194,3 +200,38 @@ def repeated_rounds(messages: Sequence[Message]) -> int:
     while same < len(keys) and keys[same] == keys[0]:
         same += 1
     return same
+
+
+ACT_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+"""The keyword arguments of a run that make its final call act (`make_act`)."""
+ACTING_NOTE = (
+    "You can call the tools you are given. The other models' responses are advice: they could "
+    "not call tools, and nothing they say has been run."
+)
+"""Told to an aggregator that acts with tools and is shown other answers."""
+
+
+def act_from(given: dict[str, Any]) -> Act | None:
+    """The act of a run's keyword arguments, taken out of them."""
+    return make_act(**{k: given.pop(k) for k in ACT_FIELDS if k in given})
+
+
+def turn_key(messages: Sequence[Message]) -> str:
+    """The conversation up to its last user message: what a tool loop's requests share."""
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    text = json.dumps([m.to_dict() for m in messages[: last + 1]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def loop_guard(
+    messages: Sequence[Message], act: Act | None, limit: int
+) -> tuple[Act | None, str | None]:
+    """The act, and why it lost its tools: once the last `limit` assistant turns made the
+    same calls, the final answers without tools (it may still be shown them)."""
+    if act is None or not act.calls_tools or (repeats := repeated_rounds(messages)) < limit:
+        return act, None
+    why = (
+        f"the last {repeats} assistant turns made the same tool calls (limit {limit}): "
+        "the final answers without tools"
+    )
+    return act.without_tools(), why

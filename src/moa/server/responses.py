@@ -137,7 +137,9 @@ class ResponsesRequest(_Open):
             "max_tokens": self.max_output_tokens,
         }
         try:
-            self._sampling = Settings.model_validate({k: v for k, v in values.items() if v})
+            self._sampling = Settings.model_validate(
+                {k: v for k, v in values.items() if v is not None}
+            )
             self._messages = to_messages(_messages(self.input, self.instructions))
         except ValidationError as exc:
             name = str(exc.errors(include_url=False)[0]["loc"][0])
