@@ -6,7 +6,7 @@ an answer is right when `moa.toolcalls.checked` accepts it and it is the expecte
 same calls with the same arguments, or text where no tool is needed). Prints one row per
 prompt and mode, then the totals.
 
-    .venv/bin/python benchmarks/tool_calls.py [--model qwen2.5-coder-1.5b-instruct] [--max-tokens 96]
+    .venv/bin/python benchmarks/tool_calls.py [--model NAME] [--max-tokens 96]
 """
 
 from __future__ import annotations
@@ -91,13 +91,13 @@ async def main() -> None:
             totals.setdefault(mode, []).append(float(right))
             totals.setdefault(mode + " s", []).append(seconds)
             shown = json.dumps(raw[:70])
-            print(
-                f"{mode:6} {'ok ' if right else 'NO '} {seconds:6.1f}s  {prompt[:40]:40}  {action[:40]!r}  {shown}"
-            )
+            mark = "ok " if right else "NO "
+            print(f"{mode:6} {mark} {seconds:6.1f}s  {prompt[:40]:40}  {action[:40]!r}  {shown}")
     for mode in ("text", "schema"):
         right, secs = totals[mode], totals[mode + " s"]
+        each = sum(secs) / len(secs)
         print(
-            f"{mode}: {int(sum(right))} of {len(right)} right, {sum(secs):.1f} s in all, {sum(secs) / len(secs):.1f} s a prompt"
+            f"{mode}: {int(sum(right))} of {len(right)} right, {sum(secs):.1f} s, {each:.1f} s each"
         )
 
 
