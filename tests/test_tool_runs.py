@@ -348,3 +348,24 @@ async def test_the_local_recipe_acts_with_its_four_answers_and_votes_on_their_ca
     errors = [c.error_type for c in result.trace.calls]
     assert errors == [None, None, "Cancelled", "Cancelled"]  # 2 of 4 and the tie: decided
     assert any("the answers call tools: the tool vote is decided" in n for n in result.trace.notes)
+
+
+async def test_an_empty_answer_of_an_acting_call_is_repaired_not_retried_blindly() -> None:
+    fake = FakeBackend().enqueue("agg", "", "alpha is 391")
+    result = await MoA(MOA_LITE, backends={"fake": fake}).arun(
+        history(("alpha", "391")), tools=TOOLS
+    )
+    assert result.text == "alpha is 391"
+    assert "the answer was empty" in fake.requests("agg")[1].messages[-1].content
+
+
+async def test_under_a_choosing_rule_the_last_layer_sees_the_tool_turns_even_without_tools() -> (
+    None
+):
+    fake = FakeBackend()
+    for name in "abc":
+        fake.enqueue(name, "alpha is 391")
+    result = await MoA(CHOOSING, backends={"fake": fake}).arun(history(("alpha", "391")))
+    assert result.text == "alpha is 391"
+    request = fake.requests("a")[0]
+    assert request.act is None and [m.role for m in request.messages][-2:] == ["assistant", "tool"]

@@ -266,8 +266,9 @@ class MoA:
             run.trace.notes.append(why)
         view, facts = reference_view(messages)
         step = plan.strategy
-        # under a choosing rule the last layer's agents act; else the aggregator does
-        acting = len(plan.layers) if act is not None and step.chooses else 0
+        # under a choosing rule the last layer's agents give the final answer, and act (with
+        # the whole conversation, and the act where there is one); else the aggregator does
+        acting = len(plan.layers) if step.chooses else 0
         in_loop = bool(act and act.tools) or any(m.role == "tool" for m in messages)
         per_turn = self.recipe.tools.references == "per_turn"
         turn = turn_key(messages) if in_loop and per_turn and not acting else ""

@@ -230,5 +230,7 @@ def finished(done: Completion, act: Act | None, model: str) -> Completion:
             exc.model = model
             raise
     if not done.text.strip() and not done.tool_calls:
+        if act is not None:  # an acting call is asked again, told so (at temperature 0 a
+            raise BadAnswer("the answer was empty", model=model)  # plain retry repeats it)
         raise BadResponse("the model answered with empty text", model=model)
     return done

@@ -242,12 +242,14 @@ async def test_an_agents_sdk_agent_with_two_tools_runs_to_its_final_output(
         model=agents.OpenAIResponsesModel(model="agent", openai_client=client),
     )
     before = counted.with_tools
-    result = await agents.Runner.run(
-        agent,
-        "Find the city stored under the key 'alpha', then get the weather there.",
-        max_turns=5,
-    )
-    await client.close()
+    try:
+        result = await agents.Runner.run(
+            agent,
+            "Find the city stored under the key 'alpha', then get the weather there.",
+            max_turns=5,
+        )
+    finally:
+        await client.close()
     assert seen == [("lookup", "alpha"), ("get_weather", CITY)]
     assert counted.with_tools - before >= 3  # two calls and the final answer, all the model's
     assert "14" in str(result.final_output) or "rain" in str(result.final_output).lower()
