@@ -93,7 +93,7 @@ def counted() -> Counted:
 @pytest.fixture(scope="module")
 def server(counted: Counted) -> Iterator[ServerThread]:
     path = catalog.ensure(MODEL, auto_pull=True)
-    agent = {"model": f"gguf:{path}", "temperature": 0, "max_tokens": 96}
+    agent = {"model": f"gguf:{path}", "temperature": 0, "max_tokens": 64}
     recipes = {
         # the acting agent is the last layer's, under a choosing rule
         "agent": {"layers": [[agent]], "aggregator": agent, "strategy": {"final": "first"}},
@@ -252,4 +252,5 @@ async def test_an_agents_sdk_agent_with_two_tools_runs_to_its_final_output(
         await client.close()
     assert seen == [("lookup", "alpha"), ("get_weather", CITY)]
     assert counted.with_tools - before >= 3  # two calls and the final answer, all the model's
-    assert "14" in str(result.final_output) or "rain" in str(result.final_output).lower()
+    # the final output is the model's text, and names what only the tools' results said
+    assert CITY in str(result.final_output)
