@@ -369,3 +369,20 @@ async def test_under_a_choosing_rule_the_last_layer_sees_the_tool_turns_even_wit
     assert result.text == "alpha is 391"
     request = fake.requests("a")[0]
     assert request.act is None and [m.role for m in request.messages][-2:] == ["assistant", "tool"]
+
+
+async def test_long_tool_results_are_trimmed_to_each_reference_s_window() -> None:
+    fake = FakeBackend(window=400)  # words, as the fake counts tokens
+    long_result = " ".join(f"w{i}" for i in range(1000))
+    recipe = {
+        "layers": [["fake:a", "fake:b"]],
+        "aggregator": {"model": "fake:agg", "context_window": 5000},  # the acting call: whole
+        "proposer_defaults": {"max_tokens": 50},
+    }
+    fake.enqueue("agg", "done")
+    result = await MoA(recipe, backends={"fake": fake}).arun(history(("alpha", long_result)))
+    shown = fake.requests("a")[0].messages[0].content
+    assert "w0 w1" in shown and "w999" not in shown  # cut at the end, to fit
+    assert sum(len(m.content.split()) for m in fake.requests("a")[0].messages) < 400
+    (a,) = [c for c in result.trace.calls if c.agent == "fake:a"]
+    assert a.trimmed is not None and a.trimmed["window"] == 400

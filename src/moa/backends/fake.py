@@ -73,7 +73,31 @@ class Recent(list[T]):
             del self[0]
 
 
+def example(schema: Any) -> Any:
+    """The plainest value of a JSON schema: required fields only, zeros, empty texts, the
+    first of an enum (what an unscripted fake answers when a schema is asked for)."""
+    if not isinstance(schema, Mapping):
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return example(schema[key][0])
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: example(props.get(k, {})) for k in schema.get("required") or ()}
+    plain: dict[str, Any] = {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False}
+    return plain.get(str(kind))
+
+
 def default_answer(request: Request) -> str:
+    form = request.act.response_format if request.act is not None else None
+    if form is not None:  # a dry run asked for JSON: the plainest valid answer
+        return json.dumps(example(form.schema) if form.schema is not None else {})
     last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     refs = 0
     if request.messages and request.messages[0].role == "system":
