@@ -218,3 +218,27 @@ def test_the_mapping_both_ways_without_a_server() -> None:
     ]
     assert body["tool_choice"] == {"type": "function", "name": "lookup"}
     assert body["tools"][0]["name"] == "lookup"
+
+
+def test_a_streamed_answer_with_reasoning_and_a_schema(client: openai.OpenAI) -> None:
+    follow: list[Any] = [
+        {"role": "user", "content": "What is alpha?"},
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "lookup",
+            "arguments": '{"key": "alpha"}',
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "391"},
+    ]
+    with client.responses.stream(model="lite", input=follow, tools=[LOOKUP]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    added = [e.item.type for e in events if e.type == "response.output_item.added"]
+    assert added == ["reasoning", "message"]  # the thinking first, as its own item
+    assert [o.type for o in final.output] == ["reasoning", "message"]
+    assert final.output_text == "alpha is 391"
+    schema = {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}
+    form = {"format": {"type": "json_schema", "name": "v", "schema": schema}}
+    with client.responses.stream(model="lite", input="How far?", text=form) as stream:
+        assert json.loads(stream.get_final_response().output_text) == {"value": 391}

@@ -304,3 +304,22 @@ async def test_the_openai_backend_passes_tools_and_reads_calls_back(server: Serv
     assert [(c.name, c.arguments) for c in fold.completion().tool_calls] == [
         (c.name, c.arguments) for c in whole.tool_calls
     ]
+
+
+def test_a_streamed_json_answer_is_checked_then_sent_whole(
+    client: openai.OpenAI, fake: FakeBackend
+) -> None:
+    fake.enqueue("agg", '```json\n{"value": 7, "unit": "m"}\n```')
+    got, chunks = streamed(
+        client,
+        model="lite",
+        messages=ask("How far?"),
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "v", "schema": Value.model_json_schema()},
+        },
+    )
+    assert json.loads(got["content"]) == {"value": 7, "unit": "m"} and got["finish"] == "stop"
+    assert (
+        sum(1 for c in chunks if c.choices and c.choices[0].delta.content) == 1
+    )  # held, then whole
