@@ -273,7 +273,9 @@ def request_body(members: list[Member], tool_mode: str = "text") -> dict[str, An
         body["stop"] = list(s.stop)
     if s.seed is not None:
         body["seed"] = s.seed & 0xFFFFFFFF
-    if s.logprobs:
+    if s.logprobs and not (first.act and first.act.tools):
+        # the engine refuses logprobs beside tools ("not supported with tools + stream"):
+        # an answer that may call tools goes without them (its vote weighs 1)
         body["logprobs"], body["top_logprobs"] = True, 1
     if len(members) > 1:
         body["n"] = len(members)  # choice i has seed + i and shares the prompt's evaluation
