@@ -211,12 +211,14 @@ async def test_a_continuation_without_tools_is_answered_in_text() -> None:
 
 
 async def test_a_loop_of_identical_calls_is_answered_without_tools() -> None:
-    fake = FakeBackend().enqueue("agg", "alpha could not be found")
+    again = '```json\n{"name": "lookup", "arguments": {"key": "alpha"}}\n```'
+    fake = FakeBackend().enqueue("agg", again, "alpha could not be found")
     loop = history(("alpha", "?"), ("alpha", "?"), ("alpha", "?"))
     result = await MoA(MOA_LITE, backends={"fake": fake}).arun(loop, tools=TOOLS)
     assert result.text == "alpha could not be found"
-    (final,) = fake.requests("agg")
+    final, repaired = fake.requests("agg")  # the call written again as text: repaired
     assert final.act is not None and final.act.tool_choice == "none" and final.act.tools
+    assert "answer in text, without calling a tool" in repaired.messages[-1].content
     assert any("made the same tool calls (limit 3)" in n for n in result.trace.notes)
     fake.enqueue("agg", lookup("alpha"))
     two = await MoA(MOA_LITE, backends={"fake": fake}).arun(loop[:-2], tools=TOOLS)

@@ -228,8 +228,10 @@ def test_tool_choice_is_held_to() -> None:
         checked(answer('{"name": "lookup", "arguments": {"key": "a"}}'), forced)
     with pytest.raises(BadAnswer, match="tools are not allowed"):
         checked(answer(calls=(ToolCall("c", "lookup", "{}"),)), act(tool_choice="none"))
-    # with no tool allowed, call-shaped text is only text
-    shaped = '{"name": "lookup", "arguments": {"key": "a"}}'
+    # with no tool allowed, a call written as text is no answer either; other JSON is text
+    with pytest.raises(BadAnswer, match="tools are not allowed"):
+        checked(answer('{"name": "lookup", "arguments": {"key": "a"}}'), act(tool_choice="none"))
+    shaped = '{"name": "Ada", "arguments": ["x"]}'
     assert checked(answer(shaped), act(tool_choice="none")).text == shaped
 
 

@@ -143,6 +143,12 @@ def _calls(done: Completion, act: Act) -> tuple[ToolCall, ...]:
     return tuple(out)
 
 
+def _writes_a_call(text: str, act: Act) -> bool:
+    """Whether `text` is a call of one of the act's tools written out: not an answer where
+    no call is allowed (a loop stopped, or tool_choice none)."""
+    return any(act.tool(str(name)) is not None for name, _ in read_calls(text) or ())
+
+
 def json_text(text: str) -> str:
     """The JSON of an answer written as JSON, without a fence around it."""
     stripped = text.strip()
@@ -182,7 +188,7 @@ def checked(done: Completion, act: Act) -> Completion:
                 return replace(done, text="", tool_calls=calls, finish_reason="tool_calls")
             if act.tool_choice != "auto":
                 raise BadAnswer(f"tool_choice is {act.tool_choice!r}, but the model answered text")
-        elif done.tool_calls:
+        elif done.tool_calls or _writes_a_call(done.text, act):
             raise BadAnswer(
                 "the model called a tool where tools are not allowed (tool_choice: none)"
             )
@@ -210,6 +216,8 @@ def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Mess
         how = f": to call a tool ({names}), give its name and a JSON object of arguments"
     elif act.response_format is not None:
         how = ": only the JSON, nothing around it"
+    elif act.tools:
+        how = ": answer in text, without calling a tool"
     else:
         how = ""
     note = _REPAIR.format(problem=error.message.rstrip("."), how=how)
