@@ -388,3 +388,17 @@ async def test_long_tool_results_are_trimmed_to_each_reference_s_window() -> Non
     assert sum(len(m.content.split()) for m in fake.requests("a")[0].messages) < 400
     (a,) = [c for c in result.trace.calls if c.agent == "fake:a"]
     assert a.trimmed is not None and a.trimmed["window"] == 400
+
+
+async def test_a_correction_repeated_as_the_answer_fails_the_call() -> None:
+    def parrot(request: Request) -> str:
+        last = request.messages[-1].content
+        return (
+            last
+            if last.startswith("Your last answer")
+            else '{"name": "lookup", "arguments": {"key": 5}}'
+        )
+
+    fake = FakeBackend().respond("agg", parrot)
+    with pytest.raises(AggregationError, match="repeated the correction instead of answering"):
+        await MoA(MOA_LITE, backends={"fake": fake}).arun("q", tools=TOOLS)

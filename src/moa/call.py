@@ -281,6 +281,7 @@ class Caller:
             model=model, messages=tuple(outgoing), settings=settings, timeout=timeout, act=act
         )
         repaired = False
+        correction: str | None = None  # what the repair told the model
         for attempt_no in range(1, policy.attempts + 2):
             start = queued_from = time.monotonic()
             queued = 0.0
@@ -289,7 +290,7 @@ class Caller:
                     start = time.monotonic()
                     queued = start - queued_from
                     done = await self._one(backend, request, run, stream, streamed)
-                    done = finished(done, act, ref)
+                    done = finished(done, act, ref, correction)
                     if stream and act is not None and act.held and done.text:
                         streamed.append(done.text)  # held until checked: now it may go out
                         run.emit(Token(done.text))
@@ -304,6 +305,7 @@ class Caller:
                 if not repaired and act is not None and not (streamed and run.listening):
                     repaired = True  # once, at once, showing the model its mistake
                     messages = repair(request.messages, exc, act)
+                    correction = messages[-1].content
                     request = replace(request, messages=tuple(messages))
                     call.attempts.append(
                         Attempt(

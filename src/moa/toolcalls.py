@@ -26,7 +26,7 @@ from moa.reasoning import split_thinking
 from moa.schema import problems
 from moa.types import Act, Completion, Message, ToolCall
 
-__all__ = ["checked", "finished", "json_text", "new_call_id", "read_calls", "repair"]
+__all__ = ["checked", "echoes", "finished", "json_text", "new_call_id", "read_calls", "repair"]
 
 MAX_SCAN = 65536
 """Longer texts are not searched for calls (the search tries each brace)."""
@@ -224,9 +224,22 @@ def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Mess
     return [*messages, Message("assistant", error.text or "(no answer)"), Message("user", note)]
 
 
-def finished(done: Completion, act: Act | None, model: str) -> Completion:
+def echoes(text: str, note: str, span: int = 30) -> bool:
+    """Whether `text` repeats a stretch of `note` (a weak model answering a correction with
+    the correction itself)."""
+    said = " ".join(text.lower().split())
+    told = " ".join(note.lower().split())
+    return any(
+        told[i : i + span] in said for i in range(0, max(len(told) - span, 0) + 1, span // 2)
+    )
+
+
+def finished(
+    done: Completion, act: Act | None, model: str, correction: str | None = None
+) -> Completion:
     """A call's answer as the run uses it: thinking apart (`moa.reasoning`), held to the
-    act's contract (`checked`), and never empty (nothing to synthesise from)."""
+    act's contract (`checked`), never empty (nothing to synthesise from), and, after a
+    repair (`correction`: what the model was told), not that correction repeated."""
     if done.reasoning is None:
         thought, text = split_thinking(done.text)
         if thought is not None:
@@ -237,6 +250,8 @@ def finished(done: Completion, act: Act | None, model: str) -> Completion:
         except BadAnswer as exc:
             exc.model = model
             raise
+    if correction is not None and not done.tool_calls and echoes(done.text, correction):
+        raise BadAnswer("the model repeated the correction instead of answering", model=model)
     if not done.text.strip() and not done.tool_calls:
         if act is not None:  # an acting call is asked again, told so (at temperature 0 a
             raise BadAnswer("the answer was empty", model=model)  # plain retry repeats it)
