@@ -16,7 +16,7 @@ from moa.toolcalls import checked, read_calls
 from moa.tools import canonical, make_act, repeated_rounds
 from moa.types import Completion, Message, ToolCall, to_messages
 
-LOOKUP = {
+LOOKUP: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "lookup",
@@ -29,7 +29,7 @@ LOOKUP = {
         },
     },
 }
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "weather",
@@ -125,8 +125,12 @@ def test_an_act_keeps_what_was_asked_and_says_it_back_in_openai_form() -> None:
 
 
 def test_conversations_pair_tool_results_with_calls_by_id() -> None:
-    call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
-    good = [
+    call: dict[str, Any] = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": "{}"},
+    }
+    good: list[dict[str, Any]] = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "391"},

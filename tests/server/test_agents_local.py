@@ -19,6 +19,9 @@ import pytest
 from pydantic import BaseModel
 
 pytest.importorskip("fastapi")
+pytest.importorskip("agents")
+
+from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 
 from moa import catalog
 from moa.backends.base import Backend
@@ -38,7 +41,7 @@ SMALL = "qwen2.5-coder-0.5b-instruct"
 """Enough for a constrained JSON answer; not for a chain (after a tool result it called the
 same tool again) nor for parallel calls (it made one of two)."""
 SYSTEM = "Use the tools when they help. After a tool returns, use its result."
-TOOLS: list[dict[str, Any]] = [
+TOOLS: Any = [
     {
         "type": "function",
         "function": {
@@ -131,6 +134,7 @@ def test_a_two_step_tool_chain_streamed_and_not(client: openai.OpenAI, counted: 
     first = client.chat.completions.create(model="agent", messages=messages, tools=TOOLS)
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls", choice.message
+    call: Any
     (call,) = choice.message.tool_calls or []
     assert call.function.name == "lookup" and json.loads(call.function.arguments) == {
         "key": "alpha"
@@ -145,7 +149,7 @@ def test_a_two_step_tool_chain_streamed_and_not(client: openai.OpenAI, counted: 
     ]
 
     # the second step, streamed: its argument can only come from the first tool's result
-    stream = client.chat.completions.create(
+    stream: Any = client.chat.completions.create(
         model="agent", messages=messages, tools=TOOLS, stream=True
     )
     pieces: dict[int, dict[str, str]] = {}
@@ -189,9 +193,11 @@ def test_a_two_step_tool_chain_streamed_and_not(client: openai.OpenAI, counted: 
 
 
 def test_one_answer_with_parallel_calls(client: openai.OpenAI) -> None:
-    messages = [{"role": "user", "content": "Get the weather in Paris and the weather in Oslo."}]
+    messages: Any = [
+        {"role": "user", "content": "Get the weather in Paris and the weather in Oslo."}
+    ]
     reply = client.chat.completions.create(model="agent", messages=messages, tools=TOOLS)
-    calls = reply.choices[0].message.tool_calls or []
+    calls: list[Any] = list(reply.choices[0].message.tool_calls or [])
     assert reply.choices[0].finish_reason == "tool_calls"
     assert sorted(json.loads(c.function.arguments)["city"] for c in calls) == ["Oslo", "Paris"]
     assert len({c.id for c in calls}) == 2
@@ -219,17 +225,16 @@ def test_parse_into_a_pydantic_model(client: openai.OpenAI) -> None:
 async def test_an_agents_sdk_agent_with_two_tools_runs_to_its_final_output(
     server: ServerThread, counted: Counted
 ) -> None:
-    agents = pytest.importorskip("agents")
-    agents.set_tracing_disabled(True)
+    set_tracing_disabled(True)
     seen: list[tuple[str, str]] = []
 
-    @agents.function_tool
+    @function_tool
     def lookup(key: str) -> str:
         """Look up the value stored under a key."""
         seen.append(("lookup", key))
         return run_tool("lookup", json.dumps({"key": key}))
 
-    @agents.function_tool
+    @function_tool
     def get_weather(city: str) -> str:
         """The current weather in a city."""
         seen.append(("get_weather", city))
@@ -238,15 +243,15 @@ async def test_an_agents_sdk_agent_with_two_tools_runs_to_its_final_output(
     client = openai.AsyncOpenAI(
         base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=600
     )
-    agent = agents.Agent(
+    agent = Agent(
         name="weather",
         instructions=SYSTEM,
         tools=[lookup, get_weather],
-        model=agents.OpenAIResponsesModel(model="agent", openai_client=client),
+        model=OpenAIResponsesModel(model="agent", openai_client=client),
     )
     before = counted.with_tools
     try:
-        result = await agents.Runner.run(
+        result = await Runner.run(
             agent,
             "Find the city stored under the key 'alpha', then get the weather there.",
             max_turns=5,

@@ -19,7 +19,7 @@ from moa.server.responses import ResponsesFormat, parse_responses_request
 from moa.server.testing import ServerThread
 from moa.types import Request
 
-LOOKUP: dict[str, Any] = {
+LOOKUP: Any = {
     "type": "function",
     "name": "lookup",
     "description": "Look up a key.",
@@ -133,11 +133,8 @@ def test_streamed_text_has_its_parts(client: openai.OpenAI) -> None:
 
 def test_a_json_schema_through_text_format(client: openai.OpenAI, fake: FakeBackend) -> None:
     schema = {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}
-    response = client.responses.create(
-        model="lite",
-        input="How far?",
-        text={"format": {"type": "json_schema", "name": "v", "schema": schema}},
-    )
+    form: Any = {"format": {"type": "json_schema", "name": "v", "schema": schema}}
+    response = client.responses.create(model="lite", input="How far?", text=form)
     assert json.loads(response.output_text) == {"value": 391}
     act = fake.requests("agg")[-1].act
     assert (
@@ -239,6 +236,6 @@ def test_a_streamed_answer_with_reasoning_and_a_schema(client: openai.OpenAI) ->
     assert [o.type for o in final.output] == ["reasoning", "message"]
     assert final.output_text == "alpha is 391"
     schema = {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}
-    form = {"format": {"type": "json_schema", "name": "v", "schema": schema}}
+    form: Any = {"format": {"type": "json_schema", "name": "v", "schema": schema}}
     with client.responses.stream(model="lite", input="How far?", text=form) as stream:
         assert json.loads(stream.get_final_response().output_text) == {"value": 391}

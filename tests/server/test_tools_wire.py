@@ -22,7 +22,7 @@ from moa.server import create_app
 from moa.server.testing import ServerThread
 from moa.types import Message, Request
 
-LOOKUP: dict[str, Any] = {
+LOOKUP: Any = {
     "type": "function",
     "function": {
         "name": "lookup",
@@ -34,14 +34,14 @@ LOOKUP: dict[str, Any] = {
         },
     },
 }
-WEATHER: dict[str, Any] = {
+WEATHER: Any = {
     "type": "function",
     "function": {
         "name": "weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-RECIPES = {
+RECIPES: dict[str, Any] = {
     "lite": {"layers": [["fake:a", "fake:b"]], "aggregator": "fake:agg"},
     "vote": {
         "layers": [["fake:v1", "fake:v2", "fake:v3"]],
@@ -90,8 +90,13 @@ def client(server: ServerThread) -> Iterator[openai.OpenAI]:
         yield c
 
 
-def ask(text: str = "What is alpha?") -> list[dict[str, Any]]:
+def ask(text: str = "What is alpha?") -> Any:
     return [{"role": "user", "content": text}]
+
+
+def function_calls(message: Any) -> list[Any]:
+    """A message's tool calls (the SDK types them as function or custom calls)."""
+    return list(message.tool_calls or [])
 
 
 def streamed(client: openai.OpenAI, **kwargs: Any) -> tuple[dict[str, Any], list[Any]]:
@@ -101,7 +106,8 @@ def streamed(client: openai.OpenAI, **kwargs: Any) -> tuple[dict[str, Any], list
             stream=True, stream_options={"include_usage": True}, **kwargs
         )
     )
-    content, calls, finish = "", {}, None
+    content, finish = "", None
+    calls: dict[int, dict[str, Any]] = {}
     for chunk in chunks:
         for choice in chunk.choices:
             content += choice.delta.content or ""
@@ -123,7 +129,7 @@ def test_a_tool_call_streamed_or_not_is_the_same_call(client: openai.OpenAI, mod
     whole = client.chat.completions.create(model=model, messages=ask(), tools=[LOOKUP])
     choice = whole.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
-    (tool_call,) = choice.message.tool_calls or []
+    (tool_call,) = function_calls(choice.message)
     assert tool_call.function.name == "lookup" and json.loads(tool_call.function.arguments) == {
         "key": "alpha"
     }
@@ -144,7 +150,7 @@ def test_parallel_calls_keep_their_index_and_ids(client: openai.OpenAI) -> None:
     whole = client.chat.completions.create(
         model="lite", messages=ask("both please"), tools=[LOOKUP, WEATHER]
     )
-    assert [(c.id, c.function.name) for c in whole.choices[0].message.tool_calls or []] == [
+    assert [(c.id, c.function.name) for c in function_calls(whole.choices[0].message)] == [
         ("c1", "lookup"),
         ("c2", "weather"),
     ]
@@ -156,7 +162,7 @@ def test_parallel_calls_keep_their_index_and_ids(client: openai.OpenAI) -> None:
 def test_a_tool_result_turn_with_or_without_tools(client: openai.OpenAI, tools: Any) -> None:
     first = client.chat.completions.create(model="lite", messages=ask(), tools=[LOOKUP])
     message = first.choices[0].message
-    (tool_call,) = message.tool_calls or []
+    (tool_call,) = function_calls(message)
     follow = [
         *ask(),
         message.model_dump(exclude_none=True),
@@ -206,7 +212,8 @@ def test_parse_with_a_pydantic_model(client: openai.OpenAI, fake: FakeBackend) -
         if r.messages[-1].content.startswith(("How far", "Your last"))
     ][-2:]
     assert first.act is not None and first.act.response_format is not None
-    assert first.act.response_format.schema["required"] == ["value", "unit"]
+    schema = first.act.response_format.schema
+    assert schema is not None and schema["required"] == ["value", "unit"]
     assert "not valid JSON" in second.messages[-1].content  # the repair
 
 
