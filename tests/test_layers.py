@@ -10,14 +10,17 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "moa"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "redact", "context", "limits", "sandbox", "trace"),
-    ("types", "prompts", "events", "cost", "catalog"),
+    ("errors", "redact", "context", "limits", "sandbox", "depth", "schema", "reasoning"),
+    (
+        *("types", "trace", "tools", "toolcalls", "reference_view"),
+        *("prompts", "events", "cost", "catalog"),
+    ),
     ("backends",),
     ("providers", "resolver", "cache", "agent"),
     ("strategies",),
     ("recipe", "plan"),
     ("call",),
-    ("engine",),
+    ("engine", "layers"),
     ("console", "batch", "server", "evals", "integrations", "cli", "__init__"),
 )
 """The layers, lowest first: a module may import its own layer and those below it."""

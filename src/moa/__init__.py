@@ -6,7 +6,7 @@ print(result.text)
 """
 
 from moa.backends.base import Backend
-from moa.backends.fake import FakeBackend
+from moa.backends.fake import FakeBackend, Reply
 from moa.engine import (
     AgentFinished,
     AgentStarted,
@@ -24,6 +24,7 @@ from moa.errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeout,
+    BadAnswer,
     BadResponse,
     ConfigError,
     ContextLengthError,
@@ -37,16 +38,29 @@ from moa.errors import (
     RecipeError,
     RunError,
 )
+from moa.events import Reasoning
 from moa.limits import LIMITS
 from moa.recipe import AGGREGATE_PROMPT, Agent, Layer, Recipe, load_recipe
 from moa.trace import Call, Trace
-from moa.types import Completion, Delta, Message, Request, Settings, Usage
+from moa.types import (
+    Act,
+    Completion,
+    Delta,
+    Message,
+    Request,
+    ResponseFormat,
+    Settings,
+    Tool,
+    ToolCall,
+    Usage,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AGGREGATE_PROMPT",
     "LIMITS",
+    "Act",
     "Agent",
     "AgentFailure",
     "AgentFinished",
@@ -56,6 +70,7 @@ __all__ = [
     "BackendConnectionError",
     "BackendError",
     "BackendTimeout",
+    "BadAnswer",
     "BadResponse",
     "Call",
     "Completion",
@@ -76,13 +91,18 @@ __all__ = [
     "ModelRefError",
     "QuorumError",
     "RateLimited",
+    "Reasoning",
     "Recipe",
     "RecipeError",
+    "Reply",
     "Request",
+    "ResponseFormat",
     "Result",
     "RunError",
     "Settings",
     "Token",
+    "Tool",
+    "ToolCall",
     "Trace",
     "Usage",
     "__version__",

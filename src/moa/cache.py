@@ -3,8 +3,9 @@
     store = ResponseCache()                               # <moa cache dir>/responses.sqlite3
     resolver = Resolver(wrap=lambda provider, b: CachedBackend(b, store, namespace=provider))
 
-The key is the provider, the model (a GGUF path counts by its file name), the messages and the
-settings, so a proposer's answer is reused by every recipe and run that asks the same thing.
+The key is the provider, the model (a GGUF path counts by its file name), the messages (tool
+calls and results included), the settings and what the call may do (tools, tool choice,
+response format), so a proposer's answer is reused by every recipe and run that asks the same thing.
 Only deterministic requests are cached: temperature 0, or an explicit seed. Anything else goes
 to the backend every time.
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from moa.backends.base import Backend, Fold
-from moa.types import Completion, Delta, Request, Usage
+from moa.types import Completion, Delta, Message, Request, ToolCall, ToolCallDelta, Usage
 
 __all__ = [
     "CachedBackend",
@@ -94,18 +95,29 @@ def cacheable(request: Request) -> bool:
     return request.settings.temperature == 0 or request.settings.seed is not None
 
 
+def _message_key(m: Message) -> list[Any]:
+    """A message as the key holds it: [role, content], and its tool fields where it has any
+    (so the keys of plain conversations are those of before tools)."""
+    if not (m.tool_calls or m.tool_call_id or m.name):
+        return [m.role, m.content]
+    calls = [[c.id, c.name, c.arguments] for c in m.tool_calls]
+    return [m.role, m.content, calls, m.tool_call_id, m.name]
+
+
 def request_key(namespace: str, request: Request) -> str:
-    payload = {
+    payload: dict[str, Any] = {
         "v": KEY_VERSION,
         "ns": namespace,
         "model": model_id(request.model),
-        "messages": [[m.role, m.content] for m in request.messages],
+        "messages": [_message_key(m) for m in request.messages],
         # temperature 0 and 0.0 are one request: integral floats are written as integers
         "settings": {
             k: int(v) if isinstance(v, float) and v.is_integer() else v
             for k, v in request.settings.to_dict().items()
         },
     }
+    if request.act is not None:
+        payload["act"] = request.act.to_dict()
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -158,6 +170,8 @@ def _completion(value: dict[str, Any]) -> Completion:
         text=value["text"],
         usage=Usage(value.get("input_tokens", 0), value.get("output_tokens", 0)),
         finish_reason=value.get("finish_reason"),
+        tool_calls=tuple(ToolCall(*c) for c in value.get("tool_calls") or ()),
+        reasoning=value.get("reasoning"),
     )
 
 
@@ -215,6 +229,10 @@ class CachedBackend(Backend):
                 "finish_reason": done.finish_reason,
                 "seconds": round(seconds, 3),
             }
+            if done.tool_calls:
+                value["tool_calls"] = [[c.id, c.name, c.arguments] for c in done.tool_calls]
+            if done.reasoning:
+                value["reasoning"] = done.reasoning
             self.store.put(key, model_id(request.model), value)
 
     @contextlib.asynccontextmanager
@@ -239,7 +257,10 @@ class CachedBackend(Backend):
         key, value = self._lookup(request)
         if value is not None:
             done = self._hit(request, value)
-            yield Delta(text=done.text)
+            calls = tuple(
+                ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(done.tool_calls)
+            )
+            yield Delta(text=done.text, reasoning=done.reasoning or "", tool_calls=calls)
             yield Delta(usage=done.usage, finish_reason=done.finish_reason)
             return
         async with self._slot():

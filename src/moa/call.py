@@ -6,6 +6,13 @@ jitter, honouring Retry-After; each try waits at the provider's rate and concurr
 has the per-call timeout, and is cut off by the run's deadline; references are fitted to the
 model's context window first. `AgentStarted` and `AgentFinished` are emitted here and only
 here, once per call, whether it answered, failed or was cancelled.
+
+A call that acts (`act`: tools, a response format) has its answer checked here too
+(`moa.toolcalls.checked`): tool calls read out of text, names and arguments checked, JSON
+checked against the schema; a `BadAnswer` is asked once more with the mistake shown
+(`moa.toolcalls.repair`), then fails the call. Such an answer is held until it is checked, so
+its text reaches the listener in one piece. Thinking (`<think>` or a provider's reasoning
+field) is kept apart from the answer: in `Call.reasoning`, and as `Reasoning` events.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moa.agent import Agent
@@ -24,19 +31,21 @@ from moa.errors import (
     AgentFailure,
     BackendError,
     BackendTimeout,
-    BadResponse,
+    BadAnswer,
     ContextLengthError,
     MoAError,
     should_retry,
 )
-from moa.events import AgentFinished, AgentStarted, EventSink, Token
+from moa.events import AgentFinished, AgentStarted, EventSink, Reasoning, Token
 from moa.limits import Limits, LimitSpec
 from moa.prompts import Brief, add_system
+from moa.reasoning import ThinkSplitter
 from moa.recipe import Retry
 from moa.redact import redact_urls
 from moa.resolver import Resolver
+from moa.toolcalls import finished, repair
 from moa.trace import AgentRole, Attempt, Call, Trace, confidence
-from moa.types import Completion, Message, Request
+from moa.types import Act, Completion, Message, Request
 
 __all__ = ["Caller", "Run", "failures"]
 
@@ -128,10 +137,12 @@ class Caller:
         index: int,
         stream: bool = False,
         record: Call | None = None,
+        act: Act | None = None,
     ) -> Call:
         """The answer of `agent` or of its fallbacks to `brief` (or to plain messages),
-        recorded in `run.trace` (in `record` where given). Never raises for the agent's own
-        failure (the Call says it); a cancellation is recorded, then raised."""
+        recorded in `run.trace` (in `record` where given); `act`: the tools and response
+        format this call acts with. Never raises for the agent's own failure (the Call says
+        it); a cancellation is recorded, then raised."""
         call = record or self.record(run, agent, role, layer=layer, index=index)
         call.started_s = run.elapsed()
         run.emit(AgentStarted(layer, index, call.agent, call.model, role))
@@ -144,7 +155,7 @@ class Caller:
             if remaining is not None and remaining <= 0:
                 raise TimeoutError
             async with asyncio.timeout(remaining):
-                await self._models(run, call, agent, brief, stream)
+                await self._models(run, call, agent, brief, stream, act)
         except TimeoutError:
             call.error_type = "DeadlineExceeded"
             call.error = "the run's deadline passed before this call finished"
@@ -158,7 +169,9 @@ class Caller:
             run.emit(AgentFinished(call))
         return call
 
-    async def _models(self, run: Run, call: Call, agent: Agent, brief: Brief, stream: bool) -> None:
+    async def _models(
+        self, run: Run, call: Call, agent: Agent, brief: Brief, stream: bool, act: Act | None
+    ) -> None:
         """The agent's model, then each fallback, until one answers. The call's error is set
         only once every model failed: while a fallback runs, the call is still running (a
         strategy that counts finished calls must not count it)."""
@@ -167,7 +180,7 @@ class Caller:
         for ref in (agent.model, *agent.fallbacks):
             call.model = redact_urls(ref)  # a base URL may carry credentials
             try:
-                done = await self._attempts(run, call, ref, agent, brief, stream, streamed)
+                done = await self._attempts(run, call, ref, agent, brief, stream, streamed, act)
             except BackendError as exc:
                 failed = exc
                 if streamed and run.listening:  # text reached the user: no silent restart
@@ -178,6 +191,8 @@ class Caller:
                 streamed.clear()  # nobody saw it: the next model starts afresh
                 continue
             call.text = done.text
+            call.tool_calls = done.tool_calls
+            call.reasoning = done.reasoning
             call.finish_reason = done.finish_reason
             call.logprob = confidence(done.logprobs)
             call.input_tokens = done.usage.input_tokens
@@ -195,7 +210,7 @@ class Caller:
         A brief that does not fit without its references raises ContextLengthError naming
         `ref` (the model reference being called)."""
         window = agent.context_window or backend.context_window(model)
-        references = brief.references
+        references, facts = list(brief.references), list(brief.facts)
         if not window:
             return brief.render(), None
 
@@ -204,8 +219,8 @@ class Caller:
             return counted if counted is not None else estimate_tokens(text)
 
         reserve = agent.max_tokens or 512
-        base = brief.render([]) if references else brief.render()
-        overhead = 8 * (len(brief.messages) + 1) + 4 * len(references)
+        base = brief.render([], []) if references or facts else brief.render()
+        overhead = 8 * (len(brief.messages) + 1) + 4 * (len(references) + len(facts))
         base_tokens = sum(count(m.content) for m in base) + overhead
         budget = window - reserve - base_tokens
         if budget < 0:
@@ -214,9 +229,9 @@ class Caller:
                 f"the answer, more than the context window of {window}",
                 model=ref,
             )
-        if not references:
+        if not references and not facts:
             return base, None
-        kept, trims = fit(references, budget, count)
+        kept, trims = fit([*references, *facts], budget, count)
         info = None
         if trims:
             info = {
@@ -231,7 +246,7 @@ class Caller:
                     for t in trims
                 ],
             }
-        return brief.render(kept), info
+        return brief.render(kept[: len(references)], kept[len(references) :]), info
 
     async def _attempts(
         self,
@@ -242,8 +257,10 @@ class Caller:
         brief: Brief,
         stream: bool,
         streamed: list[str],
+        act: Act | None = None,
     ) -> Completion:
-        """One model's tries: the gate, the timeout, the retry rule and the backoff."""
+        """One model's tries: the gate, the timeout, the retry rule and the backoff; a
+        `BadAnswer` is tried once more at once, with the mistake shown."""
         policy = self.retry
         backend, model = self.resolver.resolve(ref)
         provider = self.resolver.provider_of(ref)
@@ -260,8 +277,12 @@ class Caller:
         request_tokens = sum(estimate_tokens(m.content) for m in outgoing)
         gate = self.limits.gate(provider, self.limit_specs.get(provider))
         timeout = agent.timeout or self.timeout
-        request = Request(model=model, messages=tuple(outgoing), settings=settings, timeout=timeout)
-        for attempt_no in range(1, policy.attempts + 1):
+        request = Request(
+            model=model, messages=tuple(outgoing), settings=settings, timeout=timeout, act=act
+        )
+        repaired = False
+        correction: str | None = None  # what the repair told the model
+        for attempt_no in range(1, policy.attempts + 2):
             start = queued_from = time.monotonic()
             queued = 0.0
             try:
@@ -269,14 +290,33 @@ class Caller:
                     start = time.monotonic()
                     queued = start - queued_from
                     done = await self._one(backend, request, run, stream, streamed)
-                    if not done.text.strip():  # never synthesise from an empty answer
-                        raise BadResponse("the model answered with empty text", model=ref)
+                    done = finished(done, act, ref, correction)
+                    if stream and act is not None and act.held and done.text:
+                        streamed.append(done.text)  # held until checked: now it may go out
+                        run.emit(Token(done.text))
                 # the answer's tokens beyond those booked for max_tokens
                 gate.charge(done.usage.output_tokens - (settings.max_tokens or 0))
                 call.attempts.append(
                     Attempt(model=ref, latency_s=time.monotonic() - start, queued_s=queued)
                 )
                 return done
+            except BadAnswer as exc:
+                error: BackendError = exc
+                if not repaired and act is not None and not (streamed and run.listening):
+                    repaired = True  # once, at once, showing the model its mistake
+                    messages = repair(request.messages, exc, act)
+                    correction = messages[-1].content
+                    request = replace(request, messages=tuple(messages))
+                    call.attempts.append(
+                        Attempt(
+                            model=ref,
+                            latency_s=time.monotonic() - start,
+                            error=exc.message,
+                            error_type="BadAnswer",
+                            queued_s=queued,
+                        )
+                    )
+                    continue
             except BackendError as exc:
                 error = exc
             except TimeoutError:
@@ -315,7 +355,9 @@ class Caller:
             if streamed and run.listening:  # text reached the user: no silent restart
                 raise error
             streamed.clear()
-            if not should_retry(error) or attempt_no == policy.attempts:
+            if isinstance(error, BadAnswer) or not should_retry(error):
+                raise error
+            if attempt_no - repaired >= policy.attempts:
                 raise error
             wait = self.backoff(attempt_no, error)
             remaining = run.remaining()
@@ -346,9 +388,20 @@ class Caller:
             if not stream:
                 return await backend.complete(request)
             fold = Fold()
+            held = request.act is not None and request.act.held
+            thinking = ThinkSplitter()
             async for delta in backend.stream(request):
                 fold.add(delta)
-                if delta.text:
-                    streamed.append(delta.text)
-                    run.emit(Token(delta.text))
+                thought, text = thinking.feed(delta.text) if delta.text else ("", "")
+                if thought or delta.reasoning:
+                    run.emit(Reasoning(delta.reasoning + thought))
+                if text and not held:
+                    streamed.append(text)
+                    run.emit(Token(text))
+            thought, text = thinking.flush()
+            if thought:
+                run.emit(Reasoning(thought))
+            if text and not held:
+                streamed.append(text)
+                run.emit(Token(text))
             return fold.completion()

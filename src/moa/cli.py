@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,6 +65,18 @@ def _overrides(**values: Any) -> dict[str, Any]:
         option = "--" + str(error["loc"][0]).replace("_", "-")
         raise ConfigError(f"{option}: {error['msg']} (got {error['input']!r})") from None
     return values
+
+
+def _schema_format(path: Path) -> dict[str, Any]:
+    """The response format of a JSON schema file (checked when the run starts)."""
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"--json-schema: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--json-schema: {path} is not JSON: {exc}") from None
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)[:64] or "answer"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
 
 def _call_line(call: Call) -> str:
@@ -132,10 +145,20 @@ def ask(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Replace every model with a fake one.")
     ] = False,
+    json_schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--json-schema",
+            help="A JSON schema file: the answer is JSON valid against it.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Ask a recipe one question; the final answer streams to stdout."""
     with clean_errors():
         overrides = _overrides(temperature=temperature, max_tokens=max_tokens)
+        if json_schema is not None:
+            overrides["response_format"] = _schema_format(json_schema)
         text = sys.stdin.read() if prompt == "-" else prompt
         if not text.strip():
             raise ConfigError("the prompt is empty: give a question, or '-' and text on stdin")

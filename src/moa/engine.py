@@ -5,6 +5,12 @@ moa = MoA.from_recipe("local")
 result = moa.run("What is 17 * 23?")          # or: await moa.arun(messages)
 print(result.text, result.trace.totals())
 for event in moa.stream(messages): ...         # AgentStarted/AgentFinished/Token/...
+result = moa.run(messages, tools=[...], tool_choice="auto")   # result.tool_calls
+
+With tools or a response format, one call acts and the others advise (docs/tools.md): under a
+final rule that picks one of the last layer's answers (`FinalRule.chooses`), the last layer's
+agents act and the rule picks among their calls; else the aggregator acts. The calls that do
+not act see the conversation without its tool turns (`moa.reference_view`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import functools
 import random
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +37,6 @@ from moa.errors import (
     ConfigError,
     DeadlineExceeded,
     MoAError,
-    QuorumError,
     RunError,
 )
 from moa.events import (
@@ -43,14 +49,17 @@ from moa.events import (
     Result,
     Token,
 )
+from moa.layers import run_layer
 from moa.limits import LIMITS, Limits
-from moa.plan import LayerPlan, Plan, compile_recipe
-from moa.prompts import Brief, briefed
+from moa.plan import Plan, compile_recipe
+from moa.prompts import Brief, add_system, briefed
 from moa.recipe import Recipe
+from moa.reference_view import reference_view
 from moa.resolver import Resolver
 from moa.strategies import AggregatorInput, Answers, StepContext
+from moa.tools import ACTING_NOTE, act_from, loop_guard, turn_key
 from moa.trace import AgentRole, Call, Trace
-from moa.types import Message, MessagesLike, Settings, to_messages
+from moa.types import Act, Message, MessagesLike, Settings, to_messages
 
 __all__ = [
     "AgentFinished",
@@ -63,6 +72,10 @@ __all__ = [
     "Token",
     "run",
 ]
+
+
+ADVICE_MEMORY = 256
+"""User turns whose references' answers are kept for the tool loop that follows (per MoA)."""
 
 
 def _settings(settings: Settings | None, given: Mapping[str, Any]) -> Settings:
@@ -115,6 +128,7 @@ class MoA:
             rng=rng,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._advice: OrderedDict[str, Answers] = OrderedDict()  # bounded: ADVICE_MEMORY
 
     @classmethod
     def from_recipe(cls, recipe: Recipe | str | Path | Mapping[str, Any], **kwargs: Any) -> MoA:
@@ -130,8 +144,11 @@ class MoA:
         self, messages: MessagesLike, settings: Settings | None = None, **given: Any
     ) -> Result:
         """Run the recipe. `settings` (or the same as keyword arguments: temperature=...,
-        max_tokens=...) apply to the aggregator unless the recipe pins them."""
-        return await self._execute(to_messages(messages), None, _settings(settings, given))
+        max_tokens=...) apply to the aggregator unless the recipe pins them. `tools`,
+        `tool_choice`, `parallel_tool_calls` and `response_format` (OpenAI's forms) go to
+        the call that acts; an answer that calls tools has them in `Result.tool_calls`."""
+        act = act_from(given)
+        return await self._execute(to_messages(messages), None, _settings(settings, given), act)
 
     async def astream(
         self, messages: MessagesLike, settings: Settings | None = None, **given: Any
@@ -141,9 +158,10 @@ class MoA:
         Close it (`contextlib.aclosing`) to cancel the run and every call in flight.
         """
         msgs = to_messages(messages)
+        act = act_from(given)
         overrides = _settings(settings, given)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        task = asyncio.create_task(self._execute(msgs, queue.put_nowait, overrides))
+        task = asyncio.create_task(self._execute(msgs, queue.put_nowait, overrides, act))
         task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             while (event := await queue.get()) is not None:
@@ -206,7 +224,11 @@ class MoA:
 
     # the run --------------------------------------------------------------------------------
     async def _execute(
-        self, messages: Sequence[Message], emit: EventSink | None, overrides: Settings
+        self,
+        messages: Sequence[Message],
+        emit: EventSink | None,
+        overrides: Settings,
+        act: Act | None = None,
     ) -> Result:
         trace = Trace(recipe=self.recipe.name, started_at=time.time())
         deadline = self.recipe.deadline
@@ -217,7 +239,7 @@ class MoA:
             listening=emit is not None,
         )
         try:
-            return await self._layers_then_final(run, messages, overrides)
+            return await self._layers_then_final(run, messages, overrides, act)
         except RunError as exc:
             trace.outcome, trace.error = "error", str(exc)
             exc.trace = trace
@@ -235,46 +257,77 @@ class MoA:
             price_trace(trace, self.prices)
 
     async def _layers_then_final(
-        self, run: Run, messages: Sequence[Message], overrides: Settings
+        self, run: Run, messages: Sequence[Message], overrides: Settings, act: Act | None
     ) -> Result:
         plan = self.plan
         aggregator = plan.aggregator_with(overrides)
+        act, why = loop_guard(messages, act, self.recipe.tools.repeat_limit)
+        if why:
+            run.trace.notes.append(why)
+        view, facts = reference_view(messages)
+        step = plan.strategy
+        # under a choosing rule the last layer's agents give the final answer, and act (with
+        # the whole conversation, and the act where there is one); else the aggregator does
+        acting = len(plan.layers) if step.chooses else 0
+        in_loop = bool(act and act.tools) or any(m.role == "tool" for m in messages)
+        per_turn = self.recipe.tools.references == "per_turn"
+        turn = turn_key(messages) if in_loop and per_turn and not acting else ""
 
         async def side_call(
             agent: Agent, role: AgentRole, shown: Brief, layer: int, index: int
         ) -> Call:
+            shown = shown if shown.facts else shown.with_facts(facts)
             return await self.caller.call(run, agent, role, shown, layer=layer, index=index)
 
         ctx = StepContext(
-            messages=messages,
+            messages=view,
             layers=[layer.agents for layer in plan.layers],
             aggregator=aggregator,
             judge_base=plan.aggregator,
             prompt=self.recipe.prompt,
             call=side_call,
             notes=run.trace.notes,
+            conversation=messages,
         )
-        step = plan.strategy
         answers = Answers([])
-        for layer in plan.layers:
-            calls = await self._layer(
+        reused = self._advice.get(turn) if turn and messages[-1].role == "tool" else None
+        if reused is not None:
+            answers = reused
+            run.trace.notes.append(
+                f"a tool loop goes on: the references' {len(answers.calls)} answers to this "
+                "user turn are reused (tools.references: per_turn)"
+            )
+        for layer in plan.layers if reused is None else ():
+            own = layer.number == acting
+            shown = briefed(messages if own else view, self.recipe.prompt, answers.texts)
+            calls = await run_layer(
+                self.caller,
                 run,
                 layer,
-                messages,
-                answers.texts,
+                shown if own else shown.with_facts(facts),
                 functools.partial(step.settled, ctx, layer.number),
+                act=act if own else None,
             )
             answers = await step.after_layer(ctx, layer.number, Answers([c for c in calls if c.ok]))
             if layer.number < len(plan.layers) and step.stop_after(ctx, layer.number, answers):
                 break
+        if turn and not acting and answers.calls and reused is None:
+            self._advice[turn] = answers
+            while len(self._advice) > ADVICE_MEMORY:
+                self._advice.popitem(last=False)
         final = AggregatorInput(Brief(tuple(messages)), ctx.final_layer)
         if answers.calls:
             picked = await step.answer(ctx, answers)
+            if isinstance(picked, Call):
+                return self._picked(run, picked)
             if picked is not None:
                 run.trace.outcome = "ok"
                 run.emit(Token(picked))
                 return Result(text=picked, trace=run.trace)
             final = await step.before_final(ctx, answers)
+            if act is not None and act.calls_tools and final.brief.references:
+                told = add_system(final.brief.messages, ACTING_NOTE)
+                final = AggregatorInput(final.brief.with_messages(told), final.layer)
         call = await self.caller.call(
             run,
             aggregator,
@@ -283,11 +336,29 @@ class MoA:
             layer=final.layer,
             index=0,
             stream=True,
+            act=act,
         )
         if call.ok:
             run.trace.outcome = "ok"
-            return Result(text=call.text or "", trace=run.trace)
+            return Result(
+                text=call.text or "",
+                trace=run.trace,
+                tool_calls=call.tool_calls,
+                reasoning=call.reasoning,
+            )
         return self._without_aggregator(run, call, aggregator, answers, step.best_proposal)
+
+    def _picked(self, run: Run, call: Call) -> Result:
+        """The answer of one of the agents that acted, as it is."""
+        run.trace.outcome = "ok"
+        if call.text and not call.tool_calls:
+            run.emit(Token(call.text))
+        return Result(
+            text="" if call.tool_calls else call.text or "",
+            trace=run.trace,
+            tool_calls=call.tool_calls,
+            reasoning=call.reasoning,
+        )
 
     def _without_aggregator(
         self,
@@ -313,103 +384,6 @@ class MoA:
         if call.error_type == "DeadlineExceeded":
             raise DeadlineExceeded("the run's deadline passed", failed)
         raise AggregationError(f"the aggregator {aggregator.label} failed", failed)
-
-    async def _layer(
-        self,
-        run: Run,
-        layer: LayerPlan,
-        messages: Sequence[Message],
-        references: Sequence[str],
-        settled: Callable[[Sequence[Call]], str | None],
-    ) -> list[Call]:
-        """Every agent of the layer, concurrently, until all answered, or the quorum is met and
-        the grace period over, or the strategy says the outcome is decided, or the quorum can
-        no longer be met. The run's deadline ends each call by itself (moa.call)."""
-        number, quorum, grace = layer.number, layer.quorum, layer.grace
-        remaining = run.remaining()
-        late = remaining is not None and remaining <= 0  # the calls will start nothing
-        calls = [
-            self.caller.record(run, agent, "proposer", layer=number, index=i)
-            for i, agent in enumerate(layer.agents)
-        ]
-        brief = briefed(messages, self.recipe.prompt, references)
-
-        def launch(i: int) -> asyncio.Task[Call]:
-            agent = layer.agents[i]
-            return asyncio.create_task(
-                self.caller.call(
-                    run,
-                    agent,
-                    "proposer",
-                    brief,
-                    layer=number,
-                    index=i,
-                    record=calls[i],
-                )
-            )
-
-        tasks = [launch(i) for i in range(min(layer.start or len(calls), len(calls)))]
-        pending = set(tasks)
-        grace_until: float | None = None
-        reason = "cancelled"
-        stopped = 0
-        try:
-            while pending:
-                timeout = None if grace_until is None else max(grace_until - time.monotonic(), 0)
-                done, pending = await asyncio.wait(
-                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                # a bug or a configuration error is raised, never taken for an agent's failure
-                raised = [e for t in done if not t.cancelled() and (e := t.exception())]
-                if raised:
-                    raise raised[0]
-                finished = [t.result() for t in tasks if t.done()]
-                ok = sum(1 for c in finished if c.ok)
-                if len(finished) - ok > len(calls) - quorum:
-                    reason = "cancelled: the layer can no longer reach its quorum"
-                    break
-                unstarted = len(calls) - len(tasks)
-                if ok >= quorum and (pending or unstarted) and (why := settled(calls)):
-                    reason = f"cancelled: {why}"
-                    stopped = len(pending) + unstarted
-                    held = f" (and did not start {unstarted})" if unstarted else ""
-                    run.trace.notes.append(
-                        f"layer {number}: stopped {len(pending)}{held} of {len(calls)} calls "
-                        f"{run.elapsed():.2f}s into the run: {why}"
-                    )
-                    break
-                if not pending and unstarted:
-                    run.trace.notes.append(
-                        f"layer {number}: the first {len(tasks)} answers did not decide; "
-                        f"starting the other {unstarted} {run.elapsed():.2f}s into the run"
-                    )
-                    more = [launch(i) for i in range(len(tasks), len(calls))]
-                    tasks += more
-                    pending = set(more)
-                    continue
-                if ok >= quorum and grace is not None and grace_until is None:
-                    grace_until = time.monotonic() + grace
-                if grace_until is not None and time.monotonic() >= grace_until and pending:
-                    reason = f"cancelled: still running {grace}s after the layer's quorum"
-                    break
-        finally:
-            for task in pending:
-                run.cancel(task, reason)
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-            for call in calls:  # a task cancelled before it started
-                if call.text is None and call.error is None:
-                    call.error_type, call.error = "Cancelled", reason
-        ok_calls = [c for c in calls if c.ok]
-        run.emit(LayerFinished(number, len(ok_calls), len(calls) - len(ok_calls), stopped))
-        if len(ok_calls) < quorum:
-            failed = [f for c in calls if not c.ok for f in failures(c)]
-            if late:
-                raise DeadlineExceeded(f"the run's deadline passed before layer {number}", failed)
-            if run.deadline_at is not None and time.monotonic() >= run.deadline_at:
-                raise DeadlineExceeded(f"the run's deadline passed in layer {number}", failed)
-            raise QuorumError(number, quorum, len(ok_calls), failed)
-        return calls
 
 
 def run(recipe: Recipe | str | Path, prompt: MessagesLike, **kwargs: Any) -> Result:

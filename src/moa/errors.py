@@ -12,6 +12,8 @@
     │   ├── RateLimited           429 (retry_after in seconds when the server said)
     │   ├── ContextLengthError    the prompt does not fit the model's context window
     │   └── BadResponse           the backend answered something we cannot use
+    │       └── BadAnswer         a malformed tool call or an answer not valid against the
+    │                             request's JSON schema (repaired once by the caller)
     └── RunError                  a MoA run could not produce an answer
         ├── QuorumError           a layer had fewer answers than its quorum (every failure)
         ├── AggregationError      the aggregator and its fallbacks all failed (every failure)
@@ -32,6 +34,7 @@ __all__ = [
     "BackendConnectionError",
     "BackendError",
     "BackendTimeout",
+    "BadAnswer",
     "BadResponse",
     "ConfigError",
     "ContextLengthError",
@@ -144,6 +147,17 @@ class ContextLengthError(BackendError):
 
 class BadResponse(BackendError):
     """Malformed JSON, no choices, a stream cut short. Retried: it is usually transient."""
+
+
+class BadAnswer(BadResponse):
+    """The model's answer breaks the request's contract: a tool call with an empty or unknown
+    name or arguments that are not a JSON object, text where a call was required, JSON not
+    valid against the response format's schema. The caller asks once more, showing the model
+    `message` (`moa.toolcalls.repair`); `text` is the answer as it came."""
+
+    def __init__(self, message: str, *, text: str = "", model: str = "") -> None:
+        super().__init__(message, model=model)
+        self.text = text
 
 
 RETRY_STATUSES = frozenset({408, 409, 429})

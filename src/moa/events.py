@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moa.trace import AgentRole, Call, Trace
-from moa.types import Usage
+from moa.types import ToolCall, Usage
 
 __all__ = [
     "AgentFinished",
@@ -16,6 +16,7 @@ __all__ = [
     "EventSink",
     "Finished",
     "LayerFinished",
+    "Reasoning",
     "Result",
     "Token",
 ]
@@ -51,22 +52,33 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Reasoning:
+    """A piece of the final call's thinking (a reasoning model's), apart from its answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Finished:
     result: Result
 
 
-Event = AgentStarted | AgentFinished | LayerFinished | Token | Finished
+Event = AgentStarted | AgentFinished | LayerFinished | Token | Reasoning | Finished
 EventSink = Callable[[Event], None]
 """Where a run sends its events."""
 
 
 @dataclass
 class Result:
-    """The final answer and the trace of how it was made."""
+    """The final answer and the trace of how it was made. An answer that calls tools has
+    them in `tool_calls` (and empty text)."""
 
     text: str
     trace: Trace
     best_proposal: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    """The final call's thinking, where its model is a reasoning one."""
 
     @property
     def usage(self) -> Usage:
@@ -77,5 +89,7 @@ class Result:
         return {
             "text": self.text,
             "best_proposal": self.best_proposal,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "reasoning": self.reasoning,
             "trace": self.trace.to_dict(),
         }

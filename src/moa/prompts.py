@@ -12,8 +12,9 @@ answers to the model's context window before it lays them out (`moa.call`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from moa.reference_view import digest
 from moa.types import Message
 
 __all__ = ["Brief", "Layout", "add_system", "briefed", "inject", "numbered"]
@@ -55,15 +56,25 @@ class Brief:
     references: Sequence[str] = ()
     layout: Layout | None = None
     """None: the messages as they are (a call shown no answers)."""
+    facts: Sequence[str] = ()
+    """What tools returned, for a call that sees the conversation without its tool turns
+    (`moa.reference_view`): shown after the references, trimmed with them."""
 
-    def render(self, references: Sequence[str] | None = None) -> list[Message]:
-        """The messages to send, with `references` (trimmed ones) in place of the brief's own."""
-        if self.layout is None:
-            return list(self.messages)
-        return self.layout(self.messages, self.references if references is None else references)
+    def render(
+        self, references: Sequence[str] | None = None, facts: Sequence[str] | None = None
+    ) -> list[Message]:
+        """The messages to send, with `references` and `facts` (trimmed ones) in place of the
+        brief's own."""
+        refs = self.references if references is None else references
+        shown = list(self.messages) if self.layout is None else self.layout(self.messages, refs)
+        facts = self.facts if facts is None else facts
+        return add_system(shown, digest(facts)) if facts else shown
 
     def with_messages(self, messages: Sequence[Message]) -> Brief:
-        return Brief(tuple(messages), self.references, self.layout)
+        return replace(self, messages=tuple(messages))
+
+    def with_facts(self, facts: Sequence[str]) -> Brief:
+        return replace(self, facts=tuple(facts))
 
 
 def briefed(

@@ -109,6 +109,20 @@ class ProviderSpec(_Strict):
     """Per model (as named at this provider): price per million input and output tokens."""
 
 
+class ToolTurns(_Strict):
+    """How a recipe runs an agent's tool loop (docs/tools.md).
+
+    `references`: on a request that continues a tool loop (the conversation ends in tool
+    results), `per_turn` reuses the advice the references gave for this user turn (run once
+    per user turn, as Hermes Agent does), `per_request` runs them again with the results
+    shown. Agents that act (the last layer under a choosing final rule) run on every request.
+    `repeat_limit`: after this many rounds in a row of the same calls, the final call
+    answers without tools (the trace says so)."""
+
+    references: Literal["per_turn", "per_request"] = "per_turn"
+    repeat_limit: int = Field(default=3, ge=1)
+
+
 class Recipe(_Strict):
     """A whole MoA configuration. Validated on construction; see `load_recipe`."""
 
@@ -125,6 +139,7 @@ class Recipe(_Strict):
     on_aggregator_failure: Literal["error", "best_proposal"] = "error"
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     strategy: Strategy = Field(default_factory=Strategy)
+    tools: ToolTurns = Field(default_factory=ToolTurns)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -42,8 +42,10 @@ def redact_urls(text: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
-ANSWER_KEYS = frozenset({"content", "text", "best_proposal"})
-"""Keys whose values are model answers (in traces, results and chunks): left as they are."""
+ANSWER_KEYS = frozenset({"content", "text", "best_proposal", "arguments", "reasoning_content"})
+"""Keys whose values are model answers (in traces, results and chunks): left as they are.
+A tool call's `arguments` are an answer too; the trace hides URL credentials in them itself
+(`moa.trace.Call.to_dict`)."""
 
 
 def redact_data(data: Any, *, keep: Collection[str] = ANSWER_KEYS) -> Any:

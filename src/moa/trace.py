@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from moa.redact import redact_urls
+from moa.types import ToolCall
+
 AgentRole = Literal["proposer", "aggregator", "judge"]
 """What an agent does in a run (not a message role: that is `moa.types.Role`)."""
 Outcome = Literal["ok", "best_proposal", "error", "running"]
@@ -59,10 +62,23 @@ class Call:
     """The mean log-probability of the answer's tokens, when asked for and given."""
     cost: float | None = None
     """Set by `moa.cost.price_trace` when prices are known."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The answer's tool calls (its text is then empty); the trace shows their arguments with
+    any URL's credentials hidden (`to_dict`)."""
+    reasoning: str | None = None
+    """A reasoning model's thinking, apart from its answer (never shown to other calls)."""
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": redact_urls(c.arguments)}
+            for c in self.tool_calls
+        ]
+        return data
 
 
 def _cost(calls: list[Call]) -> float | None:
@@ -129,6 +145,7 @@ class Trace:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["calls"] = [c.to_dict() for c in self.calls]
         data["layers"] = {str(k): asdict(v) for k, v in self.layer_totals().items()}
         data["totals"] = asdict(self.totals())
         return data
@@ -143,5 +160,6 @@ class Trace:
         calls = []
         for c in raw.pop("calls", []):
             attempts = [Attempt(**a) for a in c.get("attempts", [])]
-            calls.append(Call(**{**c, "attempts": attempts}))
+            tools = tuple(ToolCall(**t) for t in c.get("tool_calls") or ())
+            calls.append(Call(**{**c, "attempts": attempts, "tool_calls": tools}))
         return cls(**raw, calls=calls)

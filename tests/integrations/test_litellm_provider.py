@@ -116,7 +116,7 @@ def test_the_cost_litellm_logs_is_the_sum_of_the_calls(recipes: Path) -> None:
     [
         ("moa/nope", HI, "unknown recipe 'nope'; known: "),
         ("moa/../../etc/passwd", HI, "unknown recipe"),  # names, never paths
-        ("moa/duo", [{"role": "tool", "content": "x"}], "messages[0].role"),
+        ("moa/duo", [{"role": "robot", "content": "x"}], "messages[0].role"),
         ("moa/moa-lite", HI, "TOGETHER_API_KEY"),
     ],
 )

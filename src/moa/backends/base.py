@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from moa.types import Completion, Delta, Request, Usage
+from moa.types import Completion, Delta, Request, ToolCall, Usage
 
 __all__ = ["Backend", "Fold", "collect"]
 
@@ -51,18 +51,35 @@ class Backend(ABC):
 
 
 @dataclass
+class _Pieces:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Fold:
-    """A stream folded into one completion, delta by delta: text, usage, finish reason and
-    the generated tokens' log-probabilities when the backend gave them."""
+    """A stream folded into one completion, delta by delta: text, usage, finish reason, the
+    generated tokens' log-probabilities when the backend gave them, reasoning, and tool calls
+    reassembled by their `index`."""
 
     parts: list[str] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
     logprobs: list[float] | None = None
+    reasoning: list[str] = field(default_factory=list)
+    calls: dict[int, _Pieces] = field(default_factory=dict)
 
     def add(self, delta: Delta) -> None:
         if delta.text:
             self.parts.append(delta.text)
+        if delta.reasoning:
+            self.reasoning.append(delta.reasoning)
+        for piece in delta.tool_calls:
+            call = self.calls.setdefault(piece.index, _Pieces())
+            call.id = piece.id or call.id
+            call.name = piece.name or call.name
+            call.arguments.append(piece.arguments)
         self.usage = delta.usage or self.usage
         self.finish_reason = delta.finish_reason or self.finish_reason
         if delta.logprobs:
@@ -73,11 +90,16 @@ class Fold:
         return "".join(self.parts)
 
     def completion(self) -> Completion:
+        calls = tuple(
+            ToolCall(c.id, c.name, "".join(c.arguments)) for _, c in sorted(self.calls.items())
+        )
         return Completion(
             text=self.text,
             usage=self.usage or Usage(),
             finish_reason=self.finish_reason,
             logprobs=tuple(self.logprobs) if self.logprobs is not None else None,
+            tool_calls=calls,
+            reasoning="".join(self.reasoning) or None,
         )
 
 

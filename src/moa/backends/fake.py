@@ -6,9 +6,14 @@
     fake.fail("c", BackendTimeout("slow"), times=2)        # the first two calls fail
     fake.latency("a", 0.5)
     fake.confidence("a", -0.1)                             # logprob of each token, if asked
+    fake.enqueue("a", Reply(tool_calls=[call("lookup", {"key": "x"})]))   # a tool call
+    fake.enqueue("a", Reply("4", reasoning="2 + 2"))      # an answer with its thinking
     moa = MoA.from_recipe(recipe, backends={"fake": fake})
 
 Unscripted models answer deterministically, so any recipe can be dry-run with `fake:NAME`.
+A `Reply` streams its reasoning first, then its text, then its tool calls in pieces keyed by
+index (id and name first, the arguments in two halves), ending with `finish_reason`
+'tool_calls'; usage counts the words of all of it.
 The last `record` requests (1000 by default; 0 keeps none) are kept in `fake.calls` as
 (model, request), and the models of cancelled calls in `fake.cancelled`: memory stays bounded
 however long a fake serves (the server's own keeps none).
@@ -18,17 +23,38 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import re
+import zlib
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from moa.backends.base import Backend
-from moa.types import Delta, Request, Usage
+from moa.types import Delta, Request, ToolCall, ToolCallDelta, Usage
 
-Responder = Callable[[Request], str | Awaitable[str]]
-Scripted = str | BaseException | Responder
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer beyond plain text: tool calls, thinking."""
+
+    text: str = ""
+    tool_calls: Sequence[ToolCall] = field(default_factory=tuple)
+    reasoning: str = ""
+
+
+def call(name: str, arguments: Mapping[str, Any] | str, id: str | None = None) -> ToolCall:
+    """A tool call to script (`Reply(tool_calls=[call("lookup", {"key": "x"})])`)."""
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return ToolCall(
+        id if id is not None else f"call_{name}_{zlib.crc32(args.encode()):08x}", name, args
+    )
+
+
+Answer = str | Reply
+Responder = Callable[[Request], Answer | Awaitable[Answer]]
+Scripted = Answer | BaseException | Responder
 T = TypeVar("T")
 
 
@@ -47,7 +73,31 @@ class Recent(list[T]):
             del self[0]
 
 
+def example(schema: Any) -> Any:
+    """The plainest value of a JSON schema: required fields only, zeros, empty texts, the
+    first of an enum (what an unscripted fake answers when a schema is asked for)."""
+    if not isinstance(schema, Mapping):
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return example(schema[key][0])
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: example(props.get(k, {})) for k in schema.get("required") or ()}
+    plain: dict[str, Any] = {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False}
+    return plain.get(str(kind))
+
+
 def default_answer(request: Request) -> str:
+    form = request.act.response_format if request.act is not None else None
+    if form is not None:  # a dry run asked for JSON: the plainest valid answer
+        return json.dumps(example(form.schema) if form.schema is not None else {})
     last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     refs = 0
     if request.messages and request.messages[0].role == "system":
@@ -127,7 +177,7 @@ class FakeBackend(Backend):
         return [r for m, r in self.calls if model is None or m == model]
 
     # the Backend protocol -------------------------------------------------------------------
-    async def _answer(self, request: Request) -> tuple[str, _Script]:
+    async def _answer(self, request: Request) -> tuple[Answer, _Script]:
         self.calls.append((request.model, request))
         script = self._scripts.get(request.model) or _UNSCRIPTED  # no entry per model seen
         delay = script.latency or self._latency
@@ -144,23 +194,27 @@ class FakeBackend(Backend):
             raise
         if isinstance(item, BaseException):
             raise item
-        if isinstance(item, str):
+        if isinstance(item, (str, Reply)):
             return item, script
         result = item(request)
         text = await result if inspect.isawaitable(result) else result
         if isinstance(text, BaseException):
             raise text
-        return str(text), script
+        return text if isinstance(text, Reply) else str(text), script
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
-        text, script = await self._answer(request)
-        finish = "stop"
+        answer, script = await self._answer(request)
+        reply = answer if isinstance(answer, Reply) else Reply(answer)
+        text = reply.text
+        finish = "tool_calls" if reply.tool_calls else "stop"
         if request.settings.max_tokens is not None:
             words = text.split(" ")
             if len(words) > request.settings.max_tokens:
                 text = " ".join(words[: request.settings.max_tokens])
                 finish = "length"
-        pieces = re.findall(r"\S+\s*|\s+", text) or [""]
+        if reply.reasoning:
+            yield Delta(reasoning=reply.reasoning)
+        pieces = re.findall(r"\S+\s*|\s+", text) or ([] if reply.tool_calls else [""])
         per_token = script.token_delay or self._token_delay
         for piece in pieces:
             if per_token:
@@ -171,8 +225,15 @@ class FakeBackend(Backend):
                     raise
             logprobs = (script.logprob,) if request.settings.logprobs else None
             yield Delta(text=piece, logprobs=logprobs)
+        for index, tool_call in enumerate(reply.tool_calls):
+            half = len(tool_call.arguments) // 2
+            yield Delta(tool_calls=(ToolCallDelta(index, tool_call.id, tool_call.name),))
+            for part in (tool_call.arguments[:half], tool_call.arguments[half:]):
+                yield Delta(tool_calls=(ToolCallDelta(index, arguments=part),))
         prompt_tokens = sum(count_words(m.content) for m in request.messages)
-        yield Delta(usage=Usage(prompt_tokens, count_words(text)), finish_reason=finish)
+        written = [text, reply.reasoning, *(f"{c.name} {c.arguments}" for c in reply.tool_calls)]
+        used = sum(count_words(w) for w in written)
+        yield Delta(usage=Usage(prompt_tokens, used), finish_reason=finish)
 
     def context_window(self, model: str) -> int | None:
         return self._window

@@ -12,6 +12,14 @@ consecutive seeds (a recipe's `n:` samples), become one engine request with `n` 
 prompt is processed once and copied into the other slots, and choice i is sampled with seed
 `first + i`, the answer a lone request with that seed gets.
 
+A request that acts shows its tools to the model through the file's chat template. How a call
+comes back is `tool_mode`: `text` (the default) lets the model write it as it likes (the
+Qwen2.5-Coder models write fenced JSON), read by `moa.toolcalls`; `schema` holds every answer
+to a JSON schema of the declared calls (or `{answer: text}` where text is allowed) through the
+engine's grammar. A forced choice (`required`, a named tool) always uses the schema. A
+`json_schema` response format is the engine's constrained decoding (`benchmarks/tool_calls.py`
+measured both, docs/tools.md).
+
 Tokens reach the event loop through the engine's callback as they are decoded. A consumer that
 stops (closes the stream, is cancelled, times out) stops its slot at the next token: the
 callback returns True. Samples merged into one engine request stop when all their consumers
@@ -40,9 +48,13 @@ from moa.backends.llamacpp_engine import (
     launch,
     merge_key,
     start,
+    unwrap,
+    uses_call_schema,
 )
 from moa.errors import BackendError, BackendTimeout, ConfigError, MoAError, ModelNotAvailable
 from moa.types import Delta, Request
+
+TOOL_MODES = ("text", "schema")
 
 __all__ = [
     "LlamaCppBackend",
@@ -133,13 +145,17 @@ class LlamaCppBackend(Backend):
         parallel: int | None = None,
         share_prompts: bool = True,
         prompt_cache_mib: int = DEFAULT_CACHE_MIB,
+        tool_mode: str = "text",
     ) -> None:
         parallel = parallel or int(os.environ.get("MOA_PARALLEL", DEFAULT_PARALLEL))
         if parallel < 1:
             raise ConfigError("parallel: must be at least 1")
         if n_ctx < 16:
             raise ConfigError("n_ctx: must be at least 16")
+        if tool_mode not in TOOL_MODES:
+            raise ConfigError(f"tool_mode: expected one of {TOOL_MODES}, got {tool_mode!r}")
         import_engine()  # say now, not at the first call, that the extra is missing
+        self._tool_mode = tool_mode
         self._n_ctx = n_ctx
         self._n_ctx_by_model = {os.path.realpath(k): v for k, v in (n_ctx_by_model or {}).items()}
         self._n_threads = n_threads or default_threads()
@@ -190,6 +206,20 @@ class LlamaCppBackend(Backend):
             return _models.get(self._key(model))
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
+        if not uses_call_schema(request.act, self._tool_mode):
+            async for delta in self._stream(request):
+                yield delta
+            return
+        held: list[str] = []  # JSON held to the call schema: unwrapped once whole
+        async for delta in self._stream(request):
+            held.append(delta.text)
+            if delta.finish_reason is not None:
+                yield Delta(text=unwrap("".join(held)))
+                yield Delta(usage=delta.usage, finish_reason=delta.finish_reason)
+            elif delta.reasoning or delta.tool_calls:
+                yield Delta(reasoning=delta.reasoning, tool_calls=delta.tool_calls)
+
+    async def _stream(self, request: Request) -> AsyncIterator[Delta]:
         try:
             model = self._held(request.model)
             if model is None:
@@ -223,14 +253,14 @@ class LlamaCppBackend(Backend):
         """Start the request now, or after a moment in which siblings may join it."""
         seed = member.request.settings.seed
         if not self._share or seed is None or not 0 <= seed < 2**31:
-            launch([member], model)
+            launch([member], model, self._tool_mode)
             return
         key = merge_key(member.request)
         with model.lock:
             first = key not in model.pending
             model.pending.setdefault(key, []).append(member)
         if first:
-            loop.call_later(MERGE_WINDOW, flush, model, key)
+            loop.call_later(MERGE_WINDOW, flush, model, key, self._tool_mode)
 
     def context_window(self, model: str) -> int | None:
         """The context each request to the file gets."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moa.errors import BackendError, ConfigError, ContextLengthError, ModelNotAvailable
-from moa.types import Delta, Request, Usage
+from moa.types import Act, Delta, Request, ToolCallDelta, Usage
 
 DEFAULT_TEMPERATURE = 0.2  # where a request sets none (what the project's answers assume)
 POLL = 0.05  # seconds between checks of the cancel flags while waiting for slots
@@ -185,7 +185,77 @@ def engine_error(error: Any, model: str) -> BackendError:
     return BackendError(str(error.get("message") or error), model=model, status=status)
 
 
-def request_body(members: list[Member]) -> dict[str, Any]:
+def call_schema(act: Act) -> dict[str, Any]:
+    """The JSON schema of an answer that is a call of one of the act's tools ({name,
+    arguments}), parallel calls ({tool_calls: [...]}) unless they are turned off, or, where
+    the model may also answer in text (tool_choice auto), {answer: text}."""
+    forced = act.tool_choice not in ("auto", "required")
+    tools = [t for t in act.tools if not forced or t.name == act.tool_choice]
+    one: dict[str, Any] = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"name": {"const": t.name}, "arguments": dict(t.parameters)},
+                "required": ["name", "arguments"],
+            }
+            for t in tools
+        ]
+    }
+    options = [one]
+    if act.parallel_tool_calls is not False:
+        many = {"type": "array", "items": one, "minItems": 1}
+        options.append(
+            {"type": "object", "properties": {"tool_calls": many}, "required": ["tool_calls"]}
+        )
+    if act.tool_choice == "auto":
+        text = {"type": "string", "minLength": 1}
+        options.append({"type": "object", "properties": {"answer": text}, "required": ["answer"]})
+    return {"anyOf": options}
+
+
+def uses_call_schema(act: Act | None, tool_mode: str) -> bool:
+    """Whether the engine holds the answer to `call_schema`."""
+    if act is None or not act.calls_tools:
+        return False
+    return tool_mode == "schema" or act.tool_choice != "auto"
+
+
+def unwrap(text: str) -> str:
+    """An answer held to `call_schema`: the text of {answer: text}, else the JSON as it is
+    (calls, read by `moa.toolcalls`)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, dict) and isinstance(value.get("answer"), str) and len(value) == 1:
+        return str(value["answer"])
+    return text
+
+
+def act_fields(act: Act | None, tool_mode: str) -> dict[str, Any]:
+    """The request fields that carry `act` to the engine. Tools go to the chat template, which
+    shows them to the model; the engine's own forcing of a call (tool_choice required or
+    named) is never asked for: with the Qwen2.5 templates it wrote the call, then blank lines
+    up to max_tokens (xllamacpp 2026.10.11549). Instead a call is read from the text (`text`
+    mode, the checks in `moa.toolcalls`), or the answer is held to `call_schema` by the
+    engine's grammar (`schema` mode, and any forced choice)."""
+    if act is None:
+        return {}
+    body: dict[str, Any] = {}
+    if act.tools:
+        body["tools"] = [t.to_dict() for t in act.tools]
+        body["tool_choice"] = "auto" if act.calls_tools else "none"
+        if act.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = act.parallel_tool_calls
+    if uses_call_schema(act, tool_mode):
+        spec = {"name": "answer", "schema": call_schema(act)}
+        body["response_format"] = {"type": "json_schema", "json_schema": spec}
+    elif act.response_format is not None and not act.calls_tools:
+        body["response_format"] = act.response_format.to_dict()
+    return body
+
+
+def request_body(members: list[Member], tool_mode: str = "text") -> dict[str, Any]:
     """The engine request (OpenAI's chat format) for `members`, which differ only by seed."""
     first = members[0].request
     s = first.settings
@@ -203,14 +273,38 @@ def request_body(members: list[Member]) -> dict[str, Any]:
         body["stop"] = list(s.stop)
     if s.seed is not None:
         body["seed"] = s.seed & 0xFFFFFFFF
-    if s.logprobs:
+    if s.logprobs and not (first.act and first.act.tools):
+        # the engine refuses logprobs beside tools ("not supported with tools + stream"):
+        # an answer that may call tools goes without them (its vote weighs 1)
         body["logprobs"], body["top_logprobs"] = True, 1
     if len(members) > 1:
         body["n"] = len(members)  # choice i has seed + i and shares the prompt's evaluation
+    body.update(act_fields(first.act, tool_mode))
     return body
 
 
-def generate(engine: Engine, members: list[Member]) -> None:
+def _delta(choice: dict[str, Any]) -> Delta | None:
+    """A streamed choice's piece: text, log-probabilities, reasoning, tool-call pieces."""
+    delta = choice.get("delta") or {}
+    text = delta.get("content") or ""
+    probs = (choice.get("logprobs") or {}).get("content") or None
+    thought = delta.get("reasoning_content") or ""
+    calls = tuple(
+        ToolCallDelta(
+            int(c.get("index", 0)),
+            c.get("id") or None,
+            (c.get("function") or {}).get("name") or None,
+            (c.get("function") or {}).get("arguments") or "",
+        )
+        for c in delta.get("tool_calls") or ()
+    )
+    if not (text or probs or thought or calls):
+        return None
+    logprobs = tuple(float(p["logprob"]) for p in probs) if probs else None
+    return Delta(text=text, logprobs=logprobs, reasoning=thought, tool_calls=calls)
+
+
+def generate(engine: Engine, members: list[Member], tool_mode: str = "text") -> None:
     """Run one engine request in this thread, handing each choice's pieces to its member."""
     name = members[0].request.model
     failure: list[BackendError] = []
@@ -223,11 +317,8 @@ def generate(engine: Engine, members: list[Member]) -> None:
                 return True
             for choice in chunk.get("choices") or ():
                 member = members[int(choice.get("index", 0))]
-                text = (choice.get("delta") or {}).get("content") or ""
-                probs = (choice.get("logprobs") or {}).get("content") or None
-                if text or probs:
-                    logprobs = tuple(float(p["logprob"]) for p in probs) if probs else None
-                    member.emit(("delta", Delta(text=text, logprobs=logprobs)))
+                if (piece := _delta(choice)) is not None:
+                    member.emit(("delta", piece))
                 if choice.get("finish_reason"):
                     member.finish = str(choice["finish_reason"])
                     last[:] = [member]
@@ -241,20 +332,20 @@ def generate(engine: Engine, members: list[Member]) -> None:
             failure.append(BackendError(f"unexpected engine output: {exc!r}", model=name))
             return True
 
-    engine.server.handle_chat_completions(request_body(members), on_chunk)
+    engine.server.handle_chat_completions(request_body(members, tool_mode), on_chunk)
     error = failure[0] if failure else BackendError("the engine ended an answer early", model=name)
     for member in members:
         if not member.done:
             member.emit(("error", error))
 
 
-def run_group(engine: Engine, members: list[Member]) -> None:
+def run_group(engine: Engine, members: list[Member], tool_mode: str = "text") -> None:
     """A worker thread: wait for slots, generate, give the slots back."""
     try:
         if not engine.take(members):
             return
         try:
-            generate(engine, members)
+            generate(engine, members, tool_mode)
         finally:
             engine.give(members)
     except Exception as exc:
@@ -282,19 +373,21 @@ def seed_runs(members: list[Member], parallel: int) -> list[list[Member]]:
     return groups
 
 
-def launch(group: list[Member], engine: Engine) -> None:
+def launch(group: list[Member], engine: Engine, tool_mode: str = "text") -> None:
     threading.Thread(
-        target=run_group, args=(engine, group), name="moa-llamacpp", daemon=True
+        target=run_group, args=(engine, group, tool_mode), name="moa-llamacpp", daemon=True
     ).start()
 
 
-def flush(engine: Engine, key: Any) -> None:
+def flush(engine: Engine, key: Any, tool_mode: str = "text") -> None:
     with engine.lock:
         members = engine.pending.pop(key, [])
     for group in seed_runs(members, engine.parallel):
-        launch(group, engine)
+        launch(group, engine, tool_mode)
 
 
 def merge_key(request: Request) -> Any:
-    messages = tuple((m.role, m.content) for m in request.messages)
-    return messages, request.settings.model_copy(update={"seed": None})
+    """Requests that may share one engine request: everything but the seed is the same."""
+    messages = json.dumps([m.to_dict() for m in request.messages], sort_keys=True)
+    act = json.dumps(request.act.to_dict(), sort_keys=True) if request.act else None
+    return messages, act, request.settings.model_copy(update={"seed": None})

@@ -1,4 +1,10 @@
-"""Any OpenAI-compatible endpoint, through the official `openai` SDK."""
+"""Any OpenAI-compatible endpoint, through the official `openai` SDK.
+
+A request that acts sends its tools, tool choice, parallel_tool_calls and response format as
+they are; the answer's structured tool calls and its reasoning (`reasoning_content`, or
+OpenRouter's `reasoning`) come back apart from its text. Every request says how deep in a
+chain of MoA servers it is made (`moa.depth`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 
 import openai
 
+from moa import depth
 from moa.backends.base import Backend
 from moa.errors import (
     BackendConnectionError,
@@ -21,7 +28,7 @@ from moa.errors import (
     RateLimited,
 )
 from moa.redact import redact_url, redact_urls
-from moa.types import Completion, Delta, Request, Usage
+from moa.types import Completion, Delta, Request, ToolCall, ToolCallDelta, Usage
 
 """Retried statuses; every other 5xx is retried too."""
 _CONTEXT_HINTS = re.compile(
@@ -120,6 +127,41 @@ def _logprobs(choice: Any) -> tuple[float, ...] | None:
     return tuple(float(v) for v in values if isinstance(v, int | float))
 
 
+def _reasoning(item: Any) -> str | None:
+    """A message's or a delta's reasoning, in the fields providers put it."""
+    extra = getattr(item, "model_extra", None) or {}
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(item, name, None) or extra.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _calls(message: Any) -> tuple[ToolCall, ...]:
+    out: list[ToolCall] = []
+    for call in getattr(message, "tool_calls", None) or ():
+        function = getattr(call, "function", None)
+        if function is None:
+            continue
+        out.append(ToolCall(call.id or "", function.name or "", function.arguments or ""))
+    return tuple(out)
+
+
+def _call_deltas(delta: Any) -> tuple[ToolCallDelta, ...]:
+    out: list[ToolCallDelta] = []
+    for piece in getattr(delta, "tool_calls", None) or ():
+        function = piece.function
+        out.append(
+            ToolCallDelta(
+                piece.index,
+                piece.id,
+                function.name if function else None,
+                (function.arguments if function else None) or "",
+            )
+        )
+    return tuple(out)
+
+
 def _cause(exc: Exception, secret: str | None) -> Exception | None:
     """The SDK's exception to chain ours to, unless it shows the key (tracebacks print it)."""
     if secret and len(secret) >= 4:
@@ -170,8 +212,11 @@ class OpenAICompatBackend(Backend):
             "messages": [m.to_dict() for m in request.messages],
             **request.settings.params(),
         }
+        if request.act is not None:
+            params.update(request.act.to_dict())
         if request.timeout is not None:
             params["timeout"] = request.timeout
+        params["extra_headers"] = {depth.HEADER: str(depth.current() + 1)}
         return params
 
     async def complete(self, request: Request) -> Completion:
@@ -183,16 +228,19 @@ class OpenAICompatBackend(Backend):
             raise BadResponse("the response has no choices", model=request.model)
         choice = response.choices[0]
         text = choice.message.content if choice.message else None
-        if text is None:
+        calls = _calls(choice.message)
+        if text is None and not calls:
             raise BadResponse("the response has no message content", model=request.model)
         usage = Usage()
         if response.usage is not None:
             usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
         return Completion(
-            text=text,
+            text=text or "",
             usage=usage,
             finish_reason=choice.finish_reason,
             logprobs=_logprobs(choice),
+            tool_calls=calls,
+            reasoning=_reasoning(choice.message),
         )
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
@@ -213,8 +261,15 @@ class OpenAICompatBackend(Backend):
                     for choice in chunk.choices or ():
                         if choice.index != 0:
                             continue
-                        if choice.delta is not None and choice.delta.content:
-                            yield Delta(text=choice.delta.content, logprobs=_logprobs(choice))
+                        delta = choice.delta
+                        if delta is not None and (delta.content or delta.tool_calls):
+                            yield Delta(
+                                text=delta.content or "",
+                                logprobs=_logprobs(choice),
+                                tool_calls=_call_deltas(delta),
+                            )
+                        if delta is not None and (thought := _reasoning(delta)):
+                            yield Delta(reasoning=thought)
                         finish = choice.finish_reason or finish
         except BackendError:
             raise

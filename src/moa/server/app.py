@@ -1,4 +1,5 @@
-"""The FastAPI app: OpenAI's chat completions and models routes, health, and the web page."""
+"""The FastAPI app: OpenAI's chat completions, Responses and models routes, health, and the
+web page."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the server needs FastAPI and uvicorn: pip install 'mixture-of-agents[server]'"
     ) from exc
 
+from moa import depth
 from moa.backends.base import Backend
 from moa.redact import redact_urls
 from moa.server.errors import ApiError, internal, invalid, overloaded
 from moa.server.guard import LOOPBACK_HOSTS, Guard
 from moa.server.recipes import Recipes, RecipeSource
+from moa.server.responses import ResponsesFormat, parse_responses_request
 from moa.server.run import RunResponse
 from moa.server.wire import dumps, parse_request
 
@@ -105,6 +108,25 @@ async def _read_body(request: Request, limit: int, within_s: float) -> bytes:
             408, f"the request body did not arrive within {within_s:g} s", code="request_timeout"
         ) from None
     return bytes(body)
+
+
+def _depth(request: Request) -> int:
+    """How deep in a chain of MoA runs this request comes (`moa.depth`), or 400 when it is
+    deeper than a recipe may go: a recipe that names this server cannot recurse."""
+    raw = request.headers.get(depth.HEADER, "0").strip()
+    if not raw.isdigit() or len(raw) > 3:
+        raise ApiError(400, f"{depth.HEADER}: expected a small whole number", param=depth.HEADER)
+    level = int(raw)
+    if level > depth.MAX_DEPTH:
+        raise ApiError(
+            400,
+            f"this request comes from a MoA run nested {level} deep ({depth.HEADER}: {level}); "
+            f"a MoA server answers runs nested at most {depth.MAX_DEPTH} deep, so a recipe "
+            "that calls a MoA server cannot recurse",
+            param=depth.HEADER,
+            code="moa_depth_exceeded",
+        )
+    return level
 
 
 def _key_matches(header: str, key: str) -> bool:
@@ -205,9 +227,31 @@ def create_app(
         chat = (
             parse_request(raw) if len(raw) < 65536 else await asyncio.to_thread(parse_request, raw)
         )
+        level = _depth(request)
         moa = registry.moa(chat.model)
         runs.acquire()
-        return RunResponse(moa, chat, keepalive_s=keepalive_s, release=runs.release)
+        return RunResponse(moa, chat, keepalive_s=keepalive_s, release=runs.release, depth=level)
+
+    @v1.post("/responses", response_model=None)
+    async def responses(request: Request) -> RunResponse:
+        _require_json(request)
+        raw = await _read_body(request, max_body_bytes, body_timeout_s)
+        parsed = (
+            parse_responses_request(raw)
+            if len(raw) < 65536
+            else await asyncio.to_thread(parse_responses_request, raw)
+        )
+        level = _depth(request)
+        moa = registry.moa(parsed.model)
+        runs.acquire()
+        return RunResponse(
+            moa,
+            parsed,
+            keepalive_s=keepalive_s,
+            release=runs.release,
+            format=ResponsesFormat(parsed),
+            depth=level,
+        )
 
     app.include_router(v1)
 

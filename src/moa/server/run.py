@@ -8,6 +8,10 @@ A stream holds back its headers until the first thing it has to send (a token, o
 event when the client asked for them) or until `keepalive_s` passes, so that a run that fails
 before answering gets a real status (502, 504) rather than an error inside a 200 stream.
 After that, a comment line every `keepalive_s` keeps idle proxies from closing it.
+
+What the answer looks like is the API's (`Format`): chat completions (`moa.server.chat`) or
+the Responses API (`moa.server.responses`); the run, its cancellation and its errors are the
+same for both.
 """
 
 from __future__ import annotations
@@ -15,25 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from moa import depth
 from moa.engine import AgentFinished, AgentStarted, Event, Finished, LayerFinished, MoA, Token
 from moa.errors import MoAError
+from moa.events import Reasoning, Result
 from moa.redact import redact_urls
+from moa.server.chat import ChatStream, Chunks, completion, new_id, progress_line
 from moa.server.errors import ApiError, from_error
-from moa.server.wire import (
-    ChatRequest,
-    Chunks,
-    completion,
-    finish_reason,
-    json_response,
-    new_id,
-    sse,
-)
+from moa.server.wire import ChatRequest, MoAOptions, json_response, sse
+from moa.types import Act, Message
 
 log = logging.getLogger("moa.server")
 
@@ -137,23 +137,100 @@ def plan(moa: MoA) -> dict[str, Any]:
     }
 
 
+class RunRequest(Protocol):
+    """What a run needs of a parsed request, whichever API it came by."""
+
+    model: str
+    stream: bool
+
+    @property
+    def options(self) -> MoAOptions: ...
+
+    @property
+    def act(self) -> Act | None: ...
+
+    def conversation(self) -> Sequence[Message]: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+
+class Format(Protocol):
+    """An API's answer: the whole body, or the stream's SSE lines as the run goes."""
+
+    def body(self, result: Result, *, include_trace: bool) -> dict[str, Any]: ...
+
+    def opening(self) -> list[bytes]: ...
+
+    def text(self, text: str) -> list[bytes]: ...
+
+    def thinking(self, text: str) -> list[bytes]: ...
+
+    def progress(self, text: str) -> list[bytes]: ...
+
+    def finish(self, result: Result) -> list[bytes]: ...
+
+    def extension(self, payload: dict[str, Any], name: str) -> list[bytes]: ...
+
+    def failure(self, error: ApiError) -> list[bytes]: ...
+
+
+class ChatFormat:
+    """Chat completions' answers (`moa.server.chat`)."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self.model = request.model
+        self.stream = ChatStream(request.model, include_usage=request.include_usage)
+        self.chunks: Chunks = self.stream.chunks
+
+    def body(self, result: Result, *, include_trace: bool) -> dict[str, Any]:
+        return completion(new_id(), self.model, result, include_trace=include_trace)
+
+    def opening(self) -> list[bytes]:
+        return []
+
+    def text(self, text: str) -> list[bytes]:
+        return self.stream.text(text)
+
+    def thinking(self, text: str) -> list[bytes]:
+        return self.stream.thinking(text)
+
+    def progress(self, text: str) -> list[bytes]:
+        return self.stream.thinking(text)  # shown as thinking by chat clients
+
+    def finish(self, result: Result) -> list[bytes]:
+        return [*self.stream.finish(result), sse("[DONE]")]
+
+    def extension(self, payload: dict[str, Any], name: str) -> list[bytes]:
+        return [sse(self.chunks.extension(payload), name)] if payload else []
+
+    def failure(self, error: ApiError) -> list[bytes]:
+        return [sse(error.body())]
+
+
 class RunResponse(Response):
     """Runs `moa` on the request while the client is connected; answers JSON or SSE."""
 
     def __init__(
         self,
         moa: MoA,
-        request: ChatRequest,
+        request: RunRequest,
         *,
         keepalive_s: float,
         release: Callable[[], None],
+        format: Format | None = None,
+        depth: int = 0,
     ) -> None:
         self.moa = moa
         self.req = request
         self.model = request.model
         self.keepalive_s = keepalive_s
         self._release = release
-        self._chunks = Chunks(request.model, include_usage=request.include_usage)
+        if format is None:
+            assert isinstance(request, ChatRequest)
+            format = ChatFormat(request)
+        self.format = format
+        self.depth = depth
+        self._opening: list[bytes] = []  # the stream's first lines, sent with its headers
         self._started = False
         self.status_code = 200
         self.background = None
@@ -173,10 +250,8 @@ class RunResponse(Response):
 
     async def _serve(self, send: Send) -> None:
         try:
-            if self.req.stream:
-                await self._stream(send)
-            else:
-                await self._complete(send)
+            with depth.nested(self.depth):  # the run's own calls say how deep they are
+                await self._answer(send)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -187,6 +262,12 @@ class RunResponse(Response):
                 log.exception("run of %s failed unexpectedly", self.model)
             await self._fail(send, error, getattr(exc, "trace", None))
 
+    async def _answer(self, send: Send) -> None:
+        if self.req.stream:
+            await self._stream(send)
+        else:
+            await self._complete(send)
+
     async def _fail(self, send: Send, error: ApiError, trace: Any) -> None:
         if not self._started:
             start, body = json_response(error.status, error.body(), error.headers)
@@ -194,15 +275,19 @@ class RunResponse(Response):
             await send({"type": "http.response.body", "body": body})
             return
         if trace is not None and self.req.options.include_trace:
-            await self._write(send, sse(self._chunks.extension(_trace(trace)), "moa.trace"))
-        await self._write(send, sse(error.body()))
+            await self._writes(send, self.format.extension(_trace(trace), "moa.trace"))
+        await self._writes(send, self.format.failure(error))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    def _run_args(self) -> dict[str, Any]:
+        args = self.req.settings()
+        if (act := self.req.act) is not None:
+            args.update(act.to_dict())
+        return args
+
     async def _complete(self, send: Send) -> None:
-        result = await self.moa.arun(self.req.conversation(), **self.req.settings())
-        body = completion(
-            new_id(), self.model, result, include_trace=self.req.options.include_trace
-        )
+        result = await self.moa.arun(self.req.conversation(), **self._run_args())
+        body = self.format.body(result, include_trace=self.req.options.include_trace)
         start, raw = json_response(200, body)
         await send(start)
         await send({"type": "http.response.body", "body": raw})
@@ -211,15 +296,21 @@ class RunResponse(Response):
         if not self._started:
             self._started = True
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            for line in self._opening:
+                await send({"type": "http.response.body", "body": line, "more_body": True})
         await send({"type": "http.response.body", "body": data, "more_body": True})
 
+    async def _writes(self, send: Send, lines: list[bytes]) -> None:
+        for line in lines:
+            await self._write(send, line)
+
     async def _stream(self, send: Send) -> None:
-        req, chunks = self.req, self._chunks
+        req, fmt = self.req, self.format
+        self._opening = fmt.opening()
         if req.options.events:
-            await self._write(send, sse(chunks.extension(plan(self.moa)), "moa.run"))
-        role_sent = False
+            await self._writes(send, fmt.extension(plan(self.moa), "moa.run"))
         result = None
-        events = self.moa.astream(req.conversation(), **req.settings())
+        events = self.moa.astream(req.conversation(), **self._run_args())
         async with (
             contextlib.aclosing(events) as events,
             contextlib.aclosing(ticking(events, self.keepalive_s)) as items,
@@ -228,26 +319,23 @@ class RunResponse(Response):
                 if isinstance(item, _Tick):
                     await self._write(send, KEEPALIVE)
                 elif isinstance(item, Token):
-                    if not role_sent:
-                        role_sent = True
-                        role = {"role": "assistant", "content": ""}
-                        await self._write(send, sse(chunks.delta(role)))
-                    await self._write(send, sse(chunks.delta({"content": item.text})))
+                    await self._writes(send, fmt.text(item.text))
+                elif isinstance(item, Reasoning):
+                    await self._writes(send, fmt.thinking(item.text))
                 elif isinstance(item, Finished):
                     result = item.result
-                elif req.options.events and (progress := describe(item)) is not None:
-                    name, payload = progress
-                    await self._write(send, sse(chunks.extension(payload), name))
+                else:
+                    if (line := progress_line(item)) is not None:
+                        await self._writes(send, fmt.progress(line))
+                    if req.options.events and (progress := describe(item)) is not None:
+                        name, payload = progress
+                        await self._writes(send, fmt.extension(payload, name))
         assert result is not None
-        if not role_sent:
-            await self._write(send, sse(chunks.delta({"role": "assistant", "content": ""})))
-        await self._write(send, sse(chunks.delta({}, finish_reason(result))))
-        if req.include_usage:
-            await self._write(send, sse(chunks.usage(result)))
+        finish = fmt.finish(result)
         if req.options.include_trace:
             payload = _trace(result.trace) | {"best_proposal": result.best_proposal}
-            await self._write(send, sse(chunks.extension(payload), "moa.trace"))
-        await self._write(send, sse("[DONE]"))
+            finish[-1:-1] = fmt.extension(payload, "moa.trace")
+        await self._writes(send, finish)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

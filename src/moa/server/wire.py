@@ -1,10 +1,13 @@
-"""The OpenAI wire format: the request we accept and the objects we answer with.
+"""The OpenAI wire format: the chat request we accept, and how anything is encoded.
 
 temperature, max_tokens, top_p, seed and stop apply to the aggregator unless the recipe pins
-them; they are validated by `moa.types.Settings`, as everywhere else. Fields a recipe cannot
-honour (penalties, user, ...) are accepted and ignored; tools, n > 1 and non-text content are
-refused. A body must be strict JSON (no NaN), nested at most MAX_DEPTH deep, and valid Unicode
-(no lone surrogate).
+them; they are validated by `moa.types.Settings`, as everywhere else. `tools`, `tool_choice`,
+`parallel_tool_calls` and `response_format` go to the call that acts (`moa.tools.make_act`
+checks them: at most MAX_TOOLS tools, MAX_TOOLS_BYTES of them, schemas that can be read).
+Messages may be tool calls and tool results, paired by id (`moa.types.to_messages`). Fields a
+recipe cannot honour in another way (penalties, user, ...) are accepted and ignored; n > 1,
+the legacy `functions`, and non-text content are refused, naming the field. A body must be
+strict JSON (no NaN), nested at most MAX_DEPTH deep, and valid Unicode (no lone surrogate).
 
 Whatever leaves the server goes through `dumps`: URLs outside answer texts lose their
 credentials (`moa.redact.redact_data`), and text that is not valid Unicode is replaced, not a crash.
@@ -14,19 +17,20 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from moa.engine import Result
+from moa.errors import ConfigError
 from moa.redact import redact_data
-from moa.server.errors import invalid
-from moa.types import Message, Settings
+from moa.server.errors import ApiError, invalid
+from moa.tools import make_act
+from moa.types import Act, Message, Settings, to_messages
 
 MAX_DEPTH = 64
 """The deepest nesting of a request body: a chat request needs about six levels."""
+MAX_TOOLS_BYTES = 256 * 1024
+"""The most JSON that a request's tools and response format may take together."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -44,14 +48,11 @@ class TextPart(_Open):
 
 
 class ChatMessage(_Open):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
-
-    def to_message(self) -> Message:
-        text = (
-            self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
-        )
-        return Message("system" if self.role == "developer" else self.role, text)
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 class StreamOptions(_Open):
@@ -78,9 +79,15 @@ class ChatRequest(_Open):
     stream_options: StreamOptions | None = None
     n: int | None = None
     tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    response_format: Any = None
     functions: list[Any] | None = None
+    function_call: Any = None
     moa: MoAOptions | None = None
     _sampling: Settings = PrivateAttr(default_factory=Settings)
+    _act: Act | None = PrivateAttr(default=None)
+    _messages: tuple[Message, ...] = PrivateAttr(default=())
 
     @field_validator("n")
     @classmethod
@@ -89,11 +96,11 @@ class ChatRequest(_Open):
             raise ValueError("only n=1 is supported: a recipe gives one answer per run")
         return value
 
-    @field_validator("tools", "functions")
+    @field_validator("functions", "function_call")
     @classmethod
-    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
+    def _no_functions(cls, value: Any) -> Any:
         if value:
-            raise ValueError("tool and function calling are not supported by MoA recipes")
+            raise ValueError("the legacy function calling is not supported: use tools")
         return value
 
     @field_validator("messages")
@@ -116,7 +123,26 @@ class ChatRequest(_Open):
         return self.max_tokens if self.max_completion_tokens is None else self.max_completion_tokens
 
     def conversation(self) -> list[Message]:
-        return [m.to_message() for m in self.messages]
+        return list(self._messages)
+
+    @property
+    def act(self) -> Act | None:
+        return self._act
+
+    def check_tools(self) -> None:
+        """The messages (tool turns paired by id) and the act, checked, or 400 naming the
+        field."""
+        try:
+            self._messages = to_messages([m.model_dump(exclude_none=True) for m in self.messages])
+        except ConfigError as exc:
+            raise invalid(str(exc), param=str(exc).partition(":")[0]) from None
+        given = {
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "response_format": self.response_format,
+        }
+        self._act = checked_act(given)
 
     def check_settings(self) -> None:
         """Validate the sampling fields through `Settings` (the one validation), or 400."""
@@ -152,12 +178,29 @@ class ChatRequest(_Open):
         }
 
 
+def checked_act(given: dict[str, Any]) -> Act | None:
+    """The act of a request's fields, or 400 naming the field that is wrong or too large."""
+    size = len(json.dumps([given.get("tools"), given.get("response_format")]))
+    if size > MAX_TOOLS_BYTES:
+        raise invalid(
+            f"tools: the tools and response format take {size} bytes, over the limit of "
+            f"{MAX_TOOLS_BYTES}",
+            param="tools",
+        )
+    try:
+        return make_act(**given)
+    except ConfigError as exc:
+        raise invalid(str(exc), param=str(exc).partition(":")[0]) from None
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "list[TextPart]") or part.startswith(("function-", "literal[")):
+        elif part in ("str", "list[TextPart]", "none") or part.startswith(
+            ("function-", "literal[")
+        ):
             continue  # pydantic's names for union members, not fields
         else:
             out += f".{part}" if out else part
@@ -193,8 +236,8 @@ def _check_tree(data: Any) -> None:
         level, depth = below, depth + 1
 
 
-def parse_request(raw: bytes) -> ChatRequest:
-    """The validated request, or a 400 naming the first bad field."""
+def load_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, strict, not too deep and valid Unicode, or 400."""
     try:
         data = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
@@ -204,114 +247,35 @@ def parse_request(raw: bytes) -> ChatRequest:
     if not isinstance(data, dict):
         raise invalid("the body must be a JSON object", code="invalid_json")
     _check_tree(data)
+    return data
+
+
+def field_error(exc: ValidationError) -> ApiError:
+    """A pydantic error as a 400 that names the field."""
+    err = exc.errors(include_url=False)[0]
+    param = _param(err["loc"]) or None
+    if err["type"] == "missing":
+        problem = "this field is required"
+    elif err["type"] == "extra_forbidden":
+        problem = "unknown field"
+    else:
+        problem = err["msg"].removeprefix("Value error, ")
+    if param and ".content" in param:  # one message for both members of the union
+        param = param.split(".content", 1)[0] + ".content"
+        problem = "expected a string or a list of text parts (only text is supported)"
+    return invalid(f"{param}: {problem}" if param else problem, param=param)
+
+
+def parse_request(raw: bytes) -> ChatRequest:
+    """The validated request, or a 400 naming the first bad field."""
+    data = load_body(raw)
     try:
         chat = ChatRequest.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        param = _param(err["loc"]) or None
-        if err["type"] == "missing":
-            problem = "this field is required"
-        elif err["type"] == "extra_forbidden":
-            problem = "unknown field"
-        else:
-            problem = err["msg"].removeprefix("Value error, ")
-        if param and ".content" in param:  # one message for both members of the union
-            param = param.split(".content", 1)[0] + ".content"
-            problem = "expected a string or a list of text parts (only text is supported)"
-        raise invalid(f"{param}: {problem}" if param else problem, param=param) from None
+        raise field_error(exc) from None
     chat.check_settings()
+    chat.check_tools()
     return chat
-
-
-# responses ----------------------------------------------------------------------------------
-def new_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
-
-
-def usage_dict(result: Result) -> dict[str, Any]:
-    """OpenAI's usage of every call of the run; `cost` (our extension, as OpenRouter's) when
-    the recipe's prices cover every call."""
-    prompt, completion = result.usage.input_tokens, result.usage.output_tokens
-    usage: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-    if (cost := result.trace.totals().cost) is not None:
-        usage["cost"] = cost
-    return usage
-
-
-def finish_reason(result: Result) -> str:
-    """The aggregator's own finish reason; else 'length' when it used all its tokens."""
-    last = next((c for c in reversed(result.trace.calls) if c.role == "aggregator"), None)
-    if last and last.finish_reason in ("stop", "length") and not result.best_proposal:
-        return last.finish_reason
-    limit = last.settings.get("max_tokens") if last else None
-    if last and limit and not result.best_proposal and last.output_tokens >= limit:
-        return "length"
-    return "stop"
-
-
-def completion(cid: str, model: str, result: Result, *, include_trace: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": cid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish_reason(result),
-            }
-        ],
-        "usage": usage_dict(result),
-        "system_fingerprint": None,
-    }
-    if include_trace:
-        body["moa"] = {"best_proposal": result.best_proposal, "trace": result.trace.to_dict()}
-    return body
-
-
-class Chunks:
-    """Builds the `chat.completion.chunk` objects of one streamed answer."""
-
-    def __init__(self, model: str, *, include_usage: bool) -> None:
-        self.id = new_id()
-        self.model = model
-        self.created = int(time.time())
-        self.include_usage = include_usage
-
-    def _base(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": choices,
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return chunk
-
-    def delta(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return self._base([choice])
-
-    def usage(self, result: Result) -> dict[str, Any]:
-        chunk = self._base([])
-        chunk["usage"] = usage_dict(result)
-        return chunk
-
-    def extension(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """A chunk with no choices that carries MoA progress: OpenAI clients parse it as a
-        chunk like the usage chunk, and skip it when they check `choices`."""
-        chunk = self._base([])
-        chunk["moa"] = payload
-        return chunk
 
 
 def encode(text: str) -> bytes:

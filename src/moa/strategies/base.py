@@ -4,7 +4,10 @@
                                                     calls can stop (the outcome is settled)
     after_layer(ctx, number, answers) -> answers    filter, review, prune a layer's answers
     stop_after(ctx, number, answers) -> bool        stop adding layers (early stop)
-    answer(ctx, answers) -> str | None              a final answer without the aggregator
+    answer(ctx, answers) -> str | Call | None       a final answer without the aggregator (a
+                                                    Call: that answer as it is, tool calls too)
+    chooses                                         whether `answer` picks one of the last
+                                                    layer's answers (those agents then act)
     before_final(ctx, answers) -> AggregatorInput   what the aggregator is shown
     best_proposal(answers) -> int                   the answer to return if the aggregator fails
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 from moa.agent import Agent
 from moa.prompts import Brief, briefed
+from moa.reference_view import describe_calls
 from moa.strategies.agreement import most_agreed
 from moa.trace import AgentRole, Call
 from moa.types import Message
@@ -41,7 +45,9 @@ class Answers:
 
     @property
     def texts(self) -> list[str]:
-        return [c.text or "" for c in self.calls]
+        """Each answer's text; an answer that calls tools, as a sentence that says so (what
+        a later call is shown of it)."""
+        return [describe_calls(c.tool_calls) if c.tool_calls else c.text or "" for c in self.calls]
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,9 @@ class AggregatorInput:
 @dataclass
 class StepContext:
     messages: Sequence[Message]
-    """The user's conversation."""
+    """The user's conversation as the calls that do not act see it: without tool turns
+    (`moa.reference_view`; the same conversation where it has none). Side calls (judges,
+    reviewers, Seq rounds) are shown what the tools returned besides."""
     layers: Sequence[Sequence[Agent]]
     """The agents of each layer, as they run."""
     aggregator: Agent
@@ -67,6 +75,13 @@ class StepContext:
     """The aggregate prompt."""
     call: SideCall
     notes: list[str] = field(default_factory=list)
+    conversation: Sequence[Message] = ()
+    """The whole conversation, tool turns included: what the final call is shown (empty:
+    `messages`)."""
+
+    @property
+    def final_messages(self) -> Sequence[Message]:
+        return self.conversation or self.messages
 
     def note(self, text: str) -> None:
         """Say in the trace what was decided and why."""
@@ -96,12 +111,18 @@ class Step:
     def stop_after(self, ctx: StepContext, number: int, answers: Answers) -> bool:
         return False
 
-    async def answer(self, ctx: StepContext, answers: Answers) -> str | None:
-        """The final answer chosen without the aggregator; None: the aggregator writes it."""
+    @property
+    def chooses(self) -> bool:
+        return False
+
+    async def answer(self, ctx: StepContext, answers: Answers) -> str | Call | None:
+        """The final answer chosen without the aggregator (a Call: that answer, tool calls
+        and all); None: the aggregator writes it."""
         return None
 
     async def before_final(self, ctx: StepContext, answers: Answers) -> AggregatorInput:
-        return AggregatorInput(briefed(ctx.messages, ctx.prompt, answers.texts), ctx.final_layer)
+        shown = briefed(ctx.final_messages, ctx.prompt, answers.texts)
+        return AggregatorInput(shown, ctx.final_layer)
 
     def best_proposal(self, answers: Answers) -> int:
         """Which answer to return when the aggregator fails (on_aggregator_failure:

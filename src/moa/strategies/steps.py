@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from moa.strategies.aggregate import aggregator_brief, seq_rounds
 from moa.strategies.base import AggregatorInput, Answers, Step, StepContext
 from moa.strategies.config import Strategy
+from moa.strategies.finals.tool_vote import ToolVote
 from moa.strategies.layer import agreed, drop_unanswered, prune, review
 from moa.strategies.tally import tally
 from moa.trace import Call
@@ -54,7 +55,19 @@ class RecipeStrategy(Step):
             ctx.note(f"early stop after layer {number}: {agree}")
         return t is not None
 
-    async def answer(self, ctx: StepContext, answers: Answers) -> str | None:
+    @property
+    def chooses(self) -> bool:
+        return self.final.chooses
+
+    async def answer(self, ctx: StepContext, answers: Answers) -> str | Call | None:
+        if any(c.tool_calls for c in answers.calls):  # the last layer acted
+            rule = self.final.tool_rule() or ToolVote()
+            index = await rule.pick(ctx, answers, self.read)
+            if index is not None:
+                return answers.calls[index]
+            answers = Answers([c for c in answers.calls if not c.tool_calls], answers.review)
+            if not answers.calls:
+                return None
         stop = self.config.early_stop
         texts = answers.texts
         if stop is not None and stop.skip_aggregator:
@@ -73,10 +86,11 @@ class RecipeStrategy(Step):
         references = answers.texts
         layer_no = ctx.final_layer
 
-        def brief(refs: list[str], seq: bool) -> AggregatorInput:
+        def brief(refs: list[str], seq: bool, final: bool = False) -> AggregatorInput:
             evidence = tally([self.read(r) for r in refs]) if config.evidence == "votes" else None
+            messages = ctx.final_messages if final else ctx.messages  # only the final acts
             shown = aggregator_brief(
-                ctx.messages, ctx.prompt, refs, evidence=evidence, review=answers.review, seq=seq
+                messages, ctx.prompt, refs, evidence=evidence, review=answers.review, seq=seq
             )
             return AggregatorInput(shown, layer_no)
 
@@ -96,4 +110,4 @@ class RecipeStrategy(Step):
         if rounds:
             refs = [references[i] for i in rounds[-1]]
             references = [synthesis, *refs] if synthesis is not None else refs
-        return brief(references, synthesis is not None)
+        return brief(references, synthesis is not None, final=True)

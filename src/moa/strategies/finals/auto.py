@@ -9,6 +9,7 @@ from moa.strategies.base import Answers, StepContext
 from moa.strategies.finals.agreement import Agreement
 from moa.strategies.finals.base import FinalRule, RuleField
 from moa.strategies.finals.behaviour import Behaviour
+from moa.strategies.finals.tool_vote import ToolVote
 from moa.strategies.finals.vote import Vote
 from moa.strategies.read import KINDS, Kind, Reader, answer_kind
 from moa.trace import Call
@@ -23,26 +24,35 @@ class Auto(FinalRule):
         final: {rule: auto, number: {rule: vote, decide_early: {}}, code: behaviour, prose: first}
 
     While the last layer runs, the kind is read from the answers that have finished (from two
-    of them, unless they read as numbers) and that kind's rule may settle the layer early."""
+    of them, unless they read as numbers) and that kind's rule may settle the layer early.
+
+    Answers that call tools (where a request gives tools) are the `tool` kind when at least
+    half of them do: its rule (`tool_vote` by default: the calls most answers make, ties to
+    the greedy answer's) picks among them."""
 
     name = "auto"
     number: RuleField = Vote()
     code: RuleField = Behaviour()
     prose: RuleField = Agreement()
+    tool: RuleField = ToolVote()
 
     def rule_for(self, kind: Kind) -> FinalRule:
         rule: FinalRule = getattr(self, kind)
         return rule
 
     def _rules(self) -> tuple[FinalRule, ...]:
-        return (self.number, self.code, self.prose)
+        return (self.number, self.code, self.prose, self.tool)
 
     def judges(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(j for rule in self._rules() for j in rule.judges()))
 
     def with_judges(self, rename: Callable[[str], str]) -> Self:
         update: dict[str, Any] = {k: self.rule_for(k).with_judges(rename) for k in KINDS}
+        update["tool"] = self.tool.with_judges(rename)
         return self.model_copy(update=update)
+
+    def tool_rule(self) -> FinalRule | None:
+        return self.tool
 
     @property
     def logprobs(self) -> bool:
@@ -55,7 +65,11 @@ class Auto(FinalRule):
     def settled(self, ctx: StepContext, calls: Sequence[Call], read: Reader) -> str | None:
         ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
-        finished = [calls[i].text or "" for i in ended if calls[i].ok]
+        ok = [calls[i] for i in ended if calls[i].ok]
+        if ok and sum(1 for c in ok if c.tool_calls) * 2 >= len(ok):
+            why = self.tool.settled(ctx, calls, read)
+            return None if why is None else f"the answers call tools: {why}"
+        finished = [c.text or "" for c in ok]
         kind = answer_kind(finished)
         if kind != "number" and len(finished) < min(2, len(calls)):
             return None  # a kind other than numbers is read from two answers, not one

@@ -65,6 +65,24 @@ class FinalRule(BaseModel):
         """How many of the last layer's agents start at once (None: all)."""
         return None
 
+    @property
+    def chooses(self) -> bool:
+        """Whether the rule picks one of the last layer's answers as it is (no synthesis).
+        Where a request gives tools or a response format, the last layer's agents then act
+        (they get them, and the rule picks among their calls); else the aggregator acts."""
+        return True
+
+    def tool_rule(self) -> FinalRule | None:
+        """The rule that picks among answers of which some are tool calls (`pick`); None:
+        `tool_vote` with its defaults."""
+        return None
+
+    async def pick(self, ctx: StepContext, answers: Answers, read: Reader) -> int | None:
+        """The index of the chosen answer, tool calls included; None: none of the calls, the
+        text answers decide (by `answer`). By default the answer whose text `answer` gives."""
+        text = await self.answer(ctx, answers, read)
+        return next((i for i, t in enumerate(answers.texts) if t == text), None)
+
 
 class JudgedRule(FinalRule):
     """A rule that asks a judge: its model (None: the aggregator's, at temperature 0)."""

@@ -27,3 +27,10 @@ class First(FinalRule):
     async def answer(self, ctx: StepContext, answers: Answers, read: Reader) -> str | None:
         ctx.note("the first answer")
         return answers.texts[0]
+
+    def tool_rule(self) -> FinalRule | None:
+        return self  # the greedy call, as it is
+
+    async def pick(self, ctx: StepContext, answers: Answers, read: Reader) -> int | None:
+        ctx.note("the first answer")
+        return 0

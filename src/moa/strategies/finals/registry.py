@@ -10,12 +10,13 @@ from moa.strategies.finals.behaviour import Behaviour
 from moa.strategies.finals.first import First
 from moa.strategies.finals.rank import Rank
 from moa.strategies.finals.synthesize import Synthesize
+from moa.strategies.finals.tool_vote import ToolVote
 from moa.strategies.finals.usc import Usc
 from moa.strategies.finals.vote import Vote
 
 __all__ = ["BUILT_IN", "RULES"]
 
-BUILT_IN = (Synthesize, Vote, Rank, First, Agreement, Usc, Behaviour, Auto)
+BUILT_IN = (Synthesize, Vote, Rank, First, Agreement, Usc, Behaviour, Auto, ToolVote)
 
 for _rule in BUILT_IN:
     register(_rule)

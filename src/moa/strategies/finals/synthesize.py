@@ -14,5 +14,9 @@ class Synthesize(FinalRule):
 
     name = "synthesize"
 
+    @property
+    def chooses(self) -> bool:
+        return False
+
     async def answer(self, ctx: StepContext, answers: Answers, read: Reader) -> str | None:
         return None
