@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.evals import gsm8k, humaneval, ifbench
-from moa.evals.runner import mean_interval, wilson
+from moa.evals import runner
+from moa.evals.registry import BENCHMARKS, benchmark_class
+from moa.evals.stats import mean_interval, wilson
 from moa.sandbox import SandboxLimits
 from moa.strategies.agreement import most_agreed
 from moa.strategies.behaviour import select_by_behaviour
@@ -68,33 +69,31 @@ class Item:
 
 
 def bench_of(path: Path) -> str:
-    for name in ("gsm8k", "humaneval", "ifbench"):
+    """The benchmark a results folder holds, by the start of its name (`ifeval-dev`)."""
+    for name in sorted(BENCHMARKS, key=len, reverse=True):
         if path.name.startswith(name):
             return name
-    raise SystemExit(f"{path}: its name should start with gsm8k, humaneval or ifbench")
+    raise SystemExit(f"{path}: its name should start with one of {', '.join(BENCHMARKS)}")
 
 
 def problems(bench: str, split: str) -> dict[str, dict[str, Any]]:
-    if bench == "gsm8k":
-        return {p["id"]: p for p in gsm8k.load_problems()}
-    if bench == "humaneval":
-        return {p["id"]: p for p in humaneval.load_problems(split=split)}
-    return {p["id"]: p for p in ifbench.load_prompts(split=split)[0]}
+    b = benchmark_class(bench)()
+    split = split if b.splits else "all"  # GSM8K: every problem (the runs say which)
+    return {str(p["id"]): p for p in runner.load_items(b, split=split, limit=None).items}
 
 
 def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool, float]]:
-    limits = SandboxLimits(timeout_s=10.0)
+    """(strict, loose, the share of instructions followed): the benchmark's own scores of one
+    answer (for benchmarks without instructions, all three say whether it is right)."""
+    b = benchmark_class(bench)()
 
     def score(problem: dict[str, Any], text: str) -> tuple[bool, bool, float]:
-        if bench == "gsm8k":
-            right = gsm8k.score(text, problem["gold"])[1]
+        scored = b.score(problem, text)
+        right = b.correct({**scored, "text": text})
+        if "strict" not in scored:
             return right, right, float(right)
-        if bench == "humaneval":
-            right = humaneval.score(problem, text, limits=limits) == "ok"
-            return right, right, float(right)
-        checked = ifbench.check(problem, text)
-        strict = checked["strict"]
-        return all(strict), all(checked["loose"]), sum(strict) / len(strict)
+        strict = scored["strict"]
+        return right, all(scored["loose"]), sum(strict) / len(strict)
 
     return score
 
@@ -332,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     pooled: list[Item] = []
     for out in args.dirs:
         bench = bench_of(out)
-        loose = bench == "ifbench"
+        loose = bench in ("ifbench", "ifeval")
         runs = file_rows(out, args.split, names, names[0])
         items = load_items(out, args.split, answers)
         pooled += items
@@ -367,9 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue
             rows = score_rules(mine, {name: BASE[name] for name in PER_KIND})
             report["by_kind"][kind] = rows
-            where = {
-                b: sum(1 for it in mine if it.bench == b) for b in ("gsm8k", "humaneval", "ifbench")
-            }
+            where = {b: n for b in BENCHMARKS if (n := sum(1 for it in mine if it.bench == b))}
             shown = table(rows, loose=kind == "prose")
             md += [f"### {kind} ({len(mine)} problems: {where})\n", shown, ""]
     text = "\n".join(md)

@@ -1,8 +1,8 @@
 """Reports: the same rows as JSON (for tools), Markdown (for people) and a PNG plot.
 
-Kinds of report and their columns: `accuracy` (GSM8K, HumanEval), `ifbench` (IFBench's strict
-and loose scores), `winrate` (pairwise), `score` (MT-Bench), `collab` (collaborativeness: each
-model alone and with the others' answers).
+Kinds of report and their columns: `accuracy` (GSM8K, HumanEval), `instructions` (IFEval's and
+IFBench's strict and loose scores), `winrate` (pairwise), `score` (MT-Bench), `collab`
+(collaborativeness: each model alone and with the others' answers).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
         ("s/q", _wall),
         ("n", lambda r: str(r["n"])),
     ],
-    "ifbench": [
+    "instructions": [
         ("recipe", lambda r: str(r["name"])),
         ("prompt strict %", _pct("accuracy")),
         ("95% CI", _ci("ci_low", "ci_high")),
@@ -100,7 +100,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
 # (x, y, y error low, y error high, y label, y scale) of the plot of each kind
 AXES: dict[str, tuple[str, str, str | None, str | None, str, float]] = {
     "accuracy": ("tokens", "accuracy", "ci_low", "ci_high", "accuracy (%)", 100.0),
-    "ifbench": ("tokens", "accuracy", "ci_low", "ci_high", "prompt-level strict (%)", 100.0),
+    "instructions": ("tokens", "accuracy", "ci_low", "ci_high", "prompt-level strict (%)", 100.0),
     "winrate": ("tokens", "win_rate", "ci_low", "ci_high", "win rate (%)", 1.0),
     "score": ("tokens", "score", "ci_low", "ci_high", "MT-Bench score (1-10)", 1.0),
 }
