@@ -29,6 +29,7 @@ from moa.evals.benchmark import Benchmark
 from moa.evals.harness import Harness
 from moa.evals.registry import BENCHMARKS, benchmark_class
 from moa.evals.report import Report, markdown
+from moa.redact import redact_urls
 
 app = typer.Typer(
     help="Measure recipes: GSM8K accuracy, HumanEval pass@1, IFEval and IFBench instruction "
@@ -80,7 +81,7 @@ def run(
             concurrency=concurrency,
             progress=progress,
             report_only=report_only,
-            log=lambda m: err.print(f"[dim]{escape(m)}[/dim]"),
+            log=lambda m: err.print(f"[dim]{escape(redact_urls(m))}[/dim]"),
             prices=load_prices(prices) if prices else None,
         )
 
@@ -194,7 +195,7 @@ def command_for(name: str) -> Callable[..., None]:
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = inspect.getdoc(cls)
+    command.__doc__ = " ".join((inspect.getdoc(cls) or name).split())
     return command
 
 

@@ -92,6 +92,9 @@ def score(problem: dict[str, Any], text: str | None, *, limits: SandboxLimits | 
 
 @dataclass
 class HumanEval(Benchmark):
+    """HumanEval pass@1 of each recipe and its baselines: every answer's function runs against
+    the official tests in a sandboxed child process (timeout, memory limit, no network)."""
+
     name: ClassVar[str] = "humaneval"
     title: ClassVar[str] = "HumanEval"
     kinds: ClassVar[tuple[str, ...]] = KINDS

@@ -19,6 +19,9 @@ __all__ = ["IFBench", "check"]
 
 @dataclass
 class IFBench(InstructionBenchmark):
+    """IFBench: the share of prompts (and of instructions) whose verifiable constraints each
+    recipe follows, strict and loose, by IFBench's checkers (if-verifiable); no judge model."""
+
     name: ClassVar[str] = "ifbench"
     title: ClassVar[str] = "IFBench"
     data_help: ClassVar[str | None] = "IFBench JSONL (default: shipped)."

@@ -20,6 +20,9 @@ __all__ = ["IFEval"]
 
 @dataclass
 class IFEval(InstructionBenchmark):
+    """IFEval: the share of prompts (and of instructions) whose verifiable constraints each
+    recipe follows, strict and loose, by IFEval's checkers (if-verifiable); no judge model."""
+
     name: ClassVar[str] = "ifeval"
     title: ClassVar[str] = "IFEval"
     data_help: ClassVar[str | None] = "IFEval JSONL (default: shipped)."

@@ -118,7 +118,7 @@ def judge_messages(item: dict[str, Any], answers: Sequence[str], turn: int) -> l
 
 @dataclass
 class MTBench(Benchmark):
-    """Both turns of each question answered; the judge rates each turn."""
+    """MT-Bench: both turns answered, each graded 1-10 by the judge (FastChat's prompts)."""
 
     name: ClassVar[str] = "mt-bench"
     title: ClassVar[str] = "MT-Bench"

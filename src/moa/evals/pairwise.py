@@ -135,7 +135,7 @@ def length_controlled(
 
 @dataclass
 class Pairwise(Benchmark):
-    """Each recipe's answers against reference outputs, judged both ways round."""
+    """AlpacaEval-style win rate against reference outputs, both orders, length-controlled."""
 
     name: ClassVar[str] = "pairwise"
     title: ClassVar[str] = "Pairwise preference"

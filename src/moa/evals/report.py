@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moa.redact import redact_data, redact_urls
+
 __all__ = ["Report", "markdown", "plot", "write_report"]
 
 Fmt = Callable[[dict[str, Any]], str]
@@ -183,7 +185,8 @@ def plot(report: Report, path: Path) -> Path | None:
                 str(row["name"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7
             )
         ax.legend(fontsize=8, loc="best")
-        ax.set_xscale("log")
+        if all(row[x_key] > 0 for row in report.rows):  # a row of failed items has none
+            ax.set_xscale("log")
         plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(plain)
@@ -199,9 +202,13 @@ def plot(report: Report, path: Path) -> Path | None:
 
 
 def write_report(out_dir: str | Path, report: Report, *, stem: str = "report") -> Report:
-    """Write `<stem>.json`, `<stem>.md` and `<stem>.png` under `out_dir`."""
+    """Write `<stem>.json`, `<stem>.md` and `<stem>.png` under `out_dir`, with the credentials
+    of any URL in them (a model reference's base URL, in a row's name or recipe) hidden."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    report.title = redact_urls(report.title)
+    report.rows = redact_data(report.rows)
+    report.meta = redact_data(report.meta)
     data = {"title": report.title, "kind": report.kind, "meta": report.meta, "rows": report.rows}
     report.files["json"] = out / f"{stem}.json"
     report.files["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
