@@ -11,6 +11,8 @@ each decoded to its end, with its mean token log-probability. Each rule picks on
 - `cisc T=t`: that vote weighted by exp(mean log-probability / t) (CISC, arXiv 2502.06233);
 - `agreement`: the answer with the most word-bigram overlap with the others (Agent Forest);
 - `behaviour`: the function whose behaviour on the prompt's examples the others share (code);
+- `checks`: the answer that meets the most of the constraints the prompt states in words
+  (benchmarks/prompt_checks.py: our own reading of the prompt, no benchmark checker);
 - `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.strategies.read.answer_kind),
   then the rule N for numbers, C for code and P for prose.
 
@@ -47,6 +49,9 @@ from moa.strategies.behaviour import select_by_behaviour
 from moa.strategies.read import answer_kind, extractor
 from moa.strategies.tally import mean_weight, tally
 
+sys.path.insert(0, str(Path(__file__).parent))
+import prompt_checks
+
 KINDS = ("number", "code", "prose")
 READ = extractor("number", None)
 
@@ -62,6 +67,7 @@ class Item:
     loose: list[bool]  # IFBench's loose score (the strict one elsewhere)
     instr: list[float]  # IFBench: the share of the prompt's instructions followed (strict)
     problem: dict[str, Any] = field(repr=False)
+    prompt: str = field(default="", repr=False)  # as it was put to the model
 
     @property
     def kind(self) -> str:
@@ -125,6 +131,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
         if not record.get("ok") or len(calls) != 4 or not all(c["text"] for c in calls):
             continue
         problem = known[key]
+        asked = benchmark_class(bench)().prompt(problem)
         texts = [str(c["text"]) for c in calls]
         scores = [score(problem, t) for t in texts]
         items.append(
@@ -138,6 +145,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
                 [s[1] for s in scores],
                 [s[2] for s in scores],
                 problem,
+                asked if isinstance(asked, str) else "",
             )
         )
     return items
@@ -169,6 +177,10 @@ def behaviour(item: Item) -> int:
     ).index
 
 
+def checks(item: Item) -> int:
+    return prompt_checks.choose(item.prompt, item.texts)
+
+
 BASE: dict[str, Callable[[Item], int]] = {
     "greedy": lambda item: 0,
     "sample 1": lambda item: 1,
@@ -179,8 +191,9 @@ BASE: dict[str, Callable[[Item], int]] = {
     "cisc T=0.1": lambda item: vote(item, 0.1),
     "agreement": agreement,
     "behaviour": behaviour,
+    "checks": checks,
 }
-PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour")
+PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour", "checks")
 
 
 def auto(number: str, code: str, prose: str) -> Callable[[Item], int]:
@@ -323,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     combos = {f"auto: {number}/{code}/{prose}": auto(number, code, prose)}
     if args.split == "dev":
         for c in ("greedy", "behaviour", "agreement"):
-            for p in ("greedy", "agreement"):
+            for p in ("greedy", "agreement", "checks"):
                 combos.setdefault(f"auto: plurality/{c}/{p}", auto("plurality", c, p))
     names = args.rows.split(",")
     report: dict[str, Any] = {"split": args.split, "benchmarks": {}}
@@ -367,7 +380,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows = score_rules(mine, {name: BASE[name] for name in PER_KIND})
             report["by_kind"][kind] = rows
             where = {b: n for b in BENCHMARKS if (n := sum(1 for it in mine if it.bench == b))}
-            shown = table(rows, loose=kind == "prose")
+            shown = table(
+                rows, loose=kind == "prose" and bool(where.keys() & {"ifbench", "ifeval"})
+            )
             md += [f"### {kind} ({len(mine)} problems: {where})\n", shown, ""]
     text = "\n".join(md)
     print(text)
