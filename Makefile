@@ -1,5 +1,5 @@
 # One entry point, used the same way locally and in CI.
-.PHONY: setup setup-dev ask lint typecheck test test-only bench clean
+.PHONY: setup setup-dev ask lint typecheck test test-only dist bench clean
 
 setup:            ## the package with the local, server and eval extras
 	scripts/setup.sh local,server,eval
@@ -24,6 +24,10 @@ test: setup-dev lint typecheck test-only
 test-only:        ## pytest; "no tests collected" (exit code 5) fails, and says so
 	.venv/bin/pytest -q --durations=10; rc=$$?; \
 	[ $$rc -eq 5 ] && echo "error: pytest collected no tests" >&2; exit $$rc
+
+dist:             ## the sdist and the wheel, in dist/ (installable anywhere: pip install dist/*.whl)
+	rm -rf dist
+	.venv/bin/python -m build --outdir dist
 
 clean:
 	rm -rf .venv build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

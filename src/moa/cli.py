@@ -356,6 +356,30 @@ def serve(
         )
 
 
+@app.command()
+def mcp(
+    recipes: Annotated[
+        Path | None,
+        typer.Option(help="A folder of recipe files to offer too (default: $MOA_RECIPES)."),
+    ] = None,
+    http: Annotated[
+        int | None,
+        typer.Option(help="Serve streamable HTTP at http://127.0.0.1:PORT/mcp, not stdio."),
+    ] = None,
+) -> None:
+    """Serve recipes to MCP clients (editors, agents): the tools ask and list_recipes."""
+    with clean_errors():
+        try:
+            from moa.integrations.mcp_server import serve as serve_mcp
+        except ImportError:
+            raise ConfigError(
+                "moa mcp needs the mcp package: pip install 'mixture-of-agents[mcp]'"
+            ) from None
+        from moa.integrations.common import recipes_folder
+
+        serve_mcp(recipes_dir=recipes or recipes_folder(), http_port=http)
+
+
 app.add_typer(eval_app, name="eval")
 
 

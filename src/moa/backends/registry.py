@@ -3,6 +3,7 @@
     fake:NAME        scripted answers (moa.backends.fake), no tokens spent
     local:NAME       a catalog model (moa.catalog), pulled from the package registry
     gguf:PATH        any GGUF file
+    llm:MODEL        a model of simonw/llm, with its plugins and stored keys (the llm extra)
 
 An entry says which shared backend serves it (`local` and `gguf` share one llama.cpp
 backend, so a file is loaded once) and how a model name becomes the name the backend is
@@ -53,6 +54,12 @@ def _llama() -> Backend:
     return LlamaCppBackend()
 
 
+def _llm() -> Backend:
+    from moa.backends.llm import LlmBackend
+
+    return LlmBackend()
+
+
 def _as_is(model: str, auto_pull: bool, progress: Progress | None) -> Located:
     return Located(model)
 
@@ -72,12 +79,19 @@ def _file(model: str, auto_pull: bool, progress: Progress | None) -> Located:
     return Located(str(path))
 
 
+def _llm_model(model: str, auto_pull: bool, progress: Progress | None) -> Located:
+    from moa.backends.llm import locate
+
+    return Located(locate(model))
+
+
 REGISTRY: dict[str, InProcess] = {
     e.name: e
     for e in (
         InProcess("fake", "fake", _fake, _as_is),
         InProcess("local", "local", _llama, _catalog),
         InProcess("gguf", "local", _llama, _file),
+        InProcess("llm", "llm", _llm, _llm_model),
     )
 }
 IN_PROCESS: tuple[str, ...] = tuple(REGISTRY)
