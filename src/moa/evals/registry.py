@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "humaneval": "moa.evals.humaneval:HumanEval",
     "ifbench": "moa.evals.ifbench:IFBench",
     "ifeval": "moa.evals.ifeval:IFEval",
+    "bfcl": "moa.evals.bfcl:BFCL",
     "pairwise": "moa.evals.pairwise:Pairwise",
     "mt-bench": "moa.evals.mt_bench:MTBench",
 }
