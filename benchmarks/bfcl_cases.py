@@ -53,7 +53,9 @@ def variants(item: dict[str, Any], rng: random.Random) -> list[str]:
     k = rng.randrange(len(calls))
     name, args = next(iter(calls[k].items()))
 
-    def edit(change: dict[str, Any] | None = None, drop: str | None = None, rename: str | None = None) -> str:
+    def edit(
+        change: dict[str, Any] | None = None, drop: str | None = None, rename: str | None = None
+    ) -> str:
         new = dict(args)
         if drop:
             new.pop(drop, None)
@@ -69,13 +71,29 @@ def variants(item: dict[str, Any], rng: random.Random) -> list[str]:
         if isinstance(value, bool):
             texts += [edit({param: not value}), edit({param: int(value)})]
         elif isinstance(value, int):
-            texts += [edit({param: value + 1000}), edit({param: str(value)}), edit({param: float(value)})]
+            texts += [
+                edit({param: value + 1000}),
+                edit({param: str(value)}),
+                edit({param: float(value)}),
+            ]
         elif isinstance(value, float):
-            texts += [edit({param: value + 0.5}), edit({param: int(value)}), edit({param: str(value)})]
+            texts += [
+                edit({param: value + 0.5}),
+                edit({param: int(value)}),
+                edit({param: str(value)}),
+            ]
         elif isinstance(value, str):
-            texts += [edit({param: value.upper().replace(" ", "-")}), edit({param: value + "zz"}), edit({param: 7})]
+            texts += [
+                edit({param: value.upper().replace(" ", "-")}),
+                edit({param: value + "zz"}),
+                edit({param: 7}),
+            ]
         elif isinstance(value, list):
-            texts += [edit({param: []}), edit({param: list(reversed(value))}), edit({param: tuple(value)})]
+            texts += [
+                edit({param: []}),
+                edit({param: list(reversed(value))}),
+                edit({param: tuple(value)}),
+            ]
         elif isinstance(value, dict):
             texts += [edit({param: {}}), edit({param: {**value, "extra": 1}})]
     for call in item["answer"]:  # the second acceptable value of each parameter
