@@ -23,7 +23,10 @@ class Auto(FinalRule):
         final: {rule: auto, number: {rule: vote, decide_early: {}}, code: behaviour, prose: first}
 
     While the last layer runs, the kind is read from the answers that have finished (from two
-    of them, unless they read as numbers) and that kind's rule may settle the layer early."""
+    of them, unless they read as numbers, or from the one started first under
+    `decide_early: {start: 1}`) and that kind's rule may settle the layer early: with
+    `prose: {rule: first, decide_early: true}`, a greedy answer that reads as prose is the
+    outcome before the others start."""
 
     name = "auto"
     number: RuleField = Vote()
@@ -57,8 +60,8 @@ class Auto(FinalRule):
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
         finished = [calls[i].text or "" for i in ended if calls[i].ok]
         kind = answer_kind(finished)
-        if kind != "number" and len(finished) < min(2, len(calls)):
-            return None  # a kind other than numbers is read from two answers, not one
+        if kind != "number" and len(finished) < min(2, len(calls), self.start or len(calls)):
+            return None  # a kind other than numbers is read from two answers (or all started)
         rule = self.rule_for(kind)
         why = rule.settled(ctx, calls, read)
         if why is None or kind == "number":
