@@ -12,7 +12,7 @@ each decoded to its end, with its mean token log-probability. Each rule picks on
 - `agreement`: the answer with the most word-bigram overlap with the others (Agent Forest);
 - `behaviour`: the function whose behaviour on the prompt's examples the others share (code);
 - `checks`: the answer that meets the most of the constraints the prompt states in words
-  (benchmarks/prompt_checks.py: our own reading of the prompt, no benchmark checker);
+  (moa.strategies.constraints: our own reading of the prompt, no benchmark checker);
 - `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.strategies.read.answer_kind),
   then the rule N for numbers, C for code and P for prose.
 
@@ -44,13 +44,11 @@ from moa.evals import runner
 from moa.evals.registry import BENCHMARKS, benchmark_class
 from moa.evals.stats import mean_interval, wilson
 from moa.sandbox import SandboxLimits
+from moa.strategies import constraints
 from moa.strategies.agreement import most_agreed
 from moa.strategies.behaviour import select_by_behaviour
 from moa.strategies.read import answer_kind, extractor
 from moa.strategies.tally import mean_weight, tally
-
-sys.path.insert(0, str(Path(__file__).parent))
-import prompt_checks
 
 KINDS = ("number", "code", "prose")
 READ = extractor("number", None)
@@ -178,7 +176,7 @@ def behaviour(item: Item) -> int:
 
 
 def checks(item: Item) -> int:
-    return prompt_checks.choose(item.prompt, item.texts)
+    return constraints.choose(item.prompt, item.texts)
 
 
 BASE: dict[str, Callable[[Item], int]] = {

@@ -1,12 +1,12 @@
-"""A check-aware choice that uses nothing but the prompt: constraints that a prompt states in
-words ("no commas", "at least 300 words", "in all lowercase letters", "wrap your entire
-response in double quotation marks"), read from its text by regular expressions written
-here, each turned into a test of an answer. The rule takes the answer that passes the most
-tests, ties to the first (greedy) one. No benchmark's checker and no instruction ids are used:
-only what a user's prompt says, so it could run on any prompt.
+"""Constraints that a prompt states in words ("no commas", "at least 300 words", "in all
+lowercase letters", "wrap your entire response in double quotation marks", "end with the
+phrase ..."), read from its text by the regular expressions here, each turned into a test of
+an answer: what the `checks` final rule chooses by. No benchmark's checker and no instruction
+ids are used, only what the user's prompt says, so it runs on any prompt (most state none;
+then every answer passes everything and the first is taken).
 
-    checks = constraints(prompt)                  # [(name, test), ...]
-    index = choose(prompt, answers)               # the answer that meets the most
+    tests = constraints(prompt)                   # [(name, test), ...]
+    index = choose(prompt, answers)               # the answer that meets the most, ties first
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+
+__all__ = ["Test", "choose", "constraints", "met"]
 
 Test = Callable[[str], bool]
 WORD = re.compile(r"\w+")
@@ -90,8 +92,15 @@ def _compare(relation: str, limit: int) -> Callable[[int], bool]:
     return lambda n: n == limit
 
 
-def _count(word: str, text: str) -> int:
-    return len(re.findall(rf"\b{re.escape(word)}\b", text.lower()))
+def _occurrences(word: str) -> Callable[[str], int]:
+    """How often `word` stands as a word in a text, in any case."""
+    pattern = re.compile(rf"\b{re.escape(word)}\b")
+    return lambda text: len(pattern.findall(text.lower()))
+
+
+def _substrings(part: str) -> Callable[[str], int]:
+    """How often `part` (lower case) stands in a text, in any case, inside words too."""
+    return lambda text: text.lower().count(part)
 
 
 def _sentences(text: str) -> int:
@@ -198,17 +207,17 @@ def constraints(prompt: str) -> list[tuple[str, Test]]:
         add("sentences", _sentences, _compare(m.group(1), _n(m.group(2))))
     for m in INCLUDE.finditer(p):
         for word in QUOTED.findall(m.group(1)):
-            add("keyword", lambda t, w=word.lower(): t.lower().count(w), _compare("at least", 1))  # noqa: B008
+            add("keyword", _substrings(word.lower()), _compare("at least", 1))
     for m in FORBID.finditer(p):
         for word in re.findall(rf"[{Q}]?([\w-]+)[{Q}]?", m.group(1)):
             if word.lower() not in {"and", "or", "the", "in", "your", "response"}:
-                add("forbidden", lambda t, w=word.lower(): _count(w, t), _compare("exactly", 0))  # noqa: B008
+                add("forbidden", _occurrences(word.lower()), _compare("exactly", 0))
     for m in FREQUENCY.finditer(p):
         word, holds = m.group(1).lower(), _compare(m.group(2).lower(), _n(m.group(3).lower()))
-        add("frequency", lambda t, w=word: _count(w, t), holds)
+        add("frequency", _occurrences(word), holds)
     for m in LETTERS.finditer(low):
         letter, holds = m.group(1), _compare(m.group(2), _n(m.group(3)))
-        add("letters", lambda t, x=letter: t.lower().count(x), holds)
+        add("letters", _substrings(letter), holds)
     if m := CAPITAL_WORDS.search(low):
         capitals = _compare(m.group(1), _n(m.group(2)))
         add("capital words", lambda t: len(re.findall(r"\b[A-Z]{2,}\b", t)), capitals)
@@ -225,12 +234,17 @@ def constraints(prompt: str) -> list[tuple[str, Test]]:
     return out
 
 
+def met(tests: Sequence[tuple[str, Test]], answer: str) -> int:
+    """How many of the tests an answer passes."""
+    return sum(1 for _, test in tests if _safe(test, answer))
+
+
 def choose(prompt: str, answers: Sequence[str]) -> int:
     """The answer that passes the most of the prompt's tests; ties go to the first."""
-    tests = [test for _, test in constraints(prompt)]
+    tests = constraints(prompt)
     if not tests:
         return 0
-    scores = [sum(1 for test in tests if _safe(test, a)) for a in answers]
+    scores = [met(tests, a) for a in answers]
     return scores.index(max(scores))
 
 
