@@ -59,3 +59,23 @@ async def test_the_others_stop_once_the_first_meets_every_constraint() -> None:
     assert result.text == "<<sea>>\nwaves and foam"
     assert sorted(fake.cancelled) == ["p2", "p3"]
     assert any("meets all 3 constraints" in n for n in result.trace.notes)
+
+
+async def test_a_greedy_answer_without_the_asked_answer_line_lets_the_others_vote() -> None:
+    """Under start: 1 the kind is read from the greedy answer; one that reads as prose because it
+    lacks the 'Answer: N' line its prompt asks for does not meet that constraint, so the others
+    start and the four, read as numbers, vote."""
+    local = {
+        "final": {
+            "rule": "auto",
+            "number": {"rule": "vote", "decide_early": {"start": 1}},
+            "prose": {"rule": "checks", "decide_early": True},
+        }
+    }
+    prompt = "How many?\n\nSolve step by step, then give the final answer on the last line as 'Answer: <number>'."
+    fake = FakeBackend()
+    fake.respond("p0", "I lost count halfway.").respond("p1", "3 and 4.\nAnswer: 7")
+    fake.respond("p2", "Answer: 7").respond("p3", "Answer: 8")
+    result = await run(fake, recipe(proposers(4), strategy=local), prompt)
+    assert result.text == "3 and 4.\nAnswer: 7"
+    assert len(fake.calls) == 4

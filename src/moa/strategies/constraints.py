@@ -76,6 +76,8 @@ PARAGRAPH_START = re.compile(
     re.I,
 )
 CHOICES = re.compile(r"'(My answer is [^']+)'")
+ANSWER_LINE = re.compile(r"answer on the last line as '([^'<]*)<number>'")
+CODE_BLOCK = re.compile(r"in (?:one|a) ```(\w+) code block")
 
 
 def _n(text: str) -> int:
@@ -231,6 +233,15 @@ def constraints(prompt: str) -> list[tuple[str, Test]]:
         )
     if options := CHOICES.findall(p):
         has("constrained", lambda t: any(x in t for x in options))
+    if m := ANSWER_LINE.search(p):
+        line = re.compile(rf"{re.escape(m.group(1).strip())}\s*\$?-?[\d,]*\.?\d+")
+        has(
+            "answer line",
+            lambda t: bool(t.strip()) and line.search(t.strip().splitlines()[-1]) is not None,
+        )
+    if m := CODE_BLOCK.search(p):
+        fence = "```" + m.group(1).lower()
+        has("code block", lambda t: fence in t.lower())
     return out
 
 
