@@ -63,17 +63,17 @@ def test_the_language_checker_gives_one_verdict() -> None:
     assert score("1108", "A hamburger is not a sandwich.")["strict"] == [False]
 
 
-@pytest.mark.parametrize("suite", ["ifeval", "ifbench"])
-def test_the_checkers_load_with_nothing_downloaded(suite: str, tmp_path: Path) -> None:
+def test_the_checkers_load_with_nothing_downloaded(tmp_path: Path) -> None:
     """In a fresh interpreter (the modules not yet imported), with nltk's download replaced by
     one that fails loudly: the checkers load, and NLTK's sentences come from our Punkt files."""
-    code = f"""
+    code = """
 import nltk
 def boom(*a, **k):
     raise SystemExit("nltk.download was called")
 nltk.download = boom
 from moa.evals import checkers
-checkers.registry({suite!r})
+checkers.registry("ifeval")
+checkers.registry("ifbench")
 assert nltk.download is boom
 print(nltk.sent_tokenize("Dr. Smith went home. He slept."))
 """
