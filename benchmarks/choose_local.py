@@ -11,6 +11,7 @@ each decoded to its end, with its mean token log-probability. Each rule picks on
 - `cisc T=t`: that vote weighted by exp(mean log-probability / t) (CISC, arXiv 2502.06233);
 - `agreement`: the answer with the most word-bigram overlap with the others (Agent Forest);
 - `behaviour`: the function whose behaviour on the prompt's examples the others share (code);
+- `call vote`: the calls most answers make, canonicalised, ties to the greedy answer (BFCL);
 - `checks`: the answer that meets the most of the constraints the prompt states in words
   (moa.strategies.constraints: our own reading of the prompt, no benchmark checker);
 - `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.strategies.read.answer_kind),
@@ -41,6 +42,7 @@ from typing import Any
 
 from moa.batch import read_results
 from moa.evals import runner
+from moa.evals.bfcl import BFCL
 from moa.evals.registry import BENCHMARKS, benchmark_class
 from moa.evals.stats import mean_interval, wilson
 from moa.sandbox import SandboxLimits
@@ -175,6 +177,10 @@ def behaviour(item: Item) -> int:
     ).index
 
 
+def call_vote(item: Item) -> int:
+    return BFCL().select(item.problem, item.texts)
+
+
 def checks(item: Item) -> int:
     return constraints.choose(item.prompt, item.texts)
 
@@ -190,6 +196,7 @@ BASE: dict[str, Callable[[Item], int]] = {
     "agreement": agreement,
     "behaviour": behaviour,
     "checks": checks,
+    "call vote": call_vote,
 }
 PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour", "checks")
 
