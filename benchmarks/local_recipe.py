@@ -131,7 +131,8 @@ def main() -> None:
         moa.close()
 
     moa_bin = Path(sys.executable).with_name("moa")
-    ask(moa_bin)  # the page cache warm
+    if args.asks:
+        ask(moa_bin)  # the page cache warm
     for _ in range(args.asks):
         took, rss, out = ask(moa_bin)
         print(f"moa ask, warm: {took:.1f} s, peak RSS {rss:.2f} GB, answer {out[:40]!r}")
