@@ -254,8 +254,8 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
         ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5", "number: vote", 4),
         # a 2-2 tie goes to the greedy answer
         ("Answer: 5", ["Answer: 5", "Answer: 7", "Answer: 7"], "Answer: 5", "number: vote", 4),
-        # prose whose prompt states no constraint: the greedy answer, the others never started
-        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: checks", 1),
+        # prose whose prompt states no constraint: the greedy answer
+        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: checks", 4),
         # prose whose prompt asks for lower case, which only a sample meets: that sample
         ("Paris.", ["The capital is Paris.", "paris.", "Oslo."], "paris.", "prose: checks", 4),
         # code: the function that passes the prompt's own example (double(2) == 4)
@@ -271,8 +271,7 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
 async def test_the_local_recipe_runs_as_described(
     greedy: str, samples: list[str], answer: str, note: str, asked: int
 ) -> None:
-    """Four answers of one model (the greedy one first, three sampled when it does not decide)
-    and one rule per kind of answer: a plurality vote on final numbers with ties to the greedy
+    """Four answers of one model (one greedy, three sampled) and one rule per kind of answer: a plurality vote on final numbers with ties to the greedy
     answer, code by its behaviour on the prompt's examples, prose by the constraints its prompt
     states; never a synthesis."""
     recipe = load_recipe("local")
