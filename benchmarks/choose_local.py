@@ -11,6 +11,9 @@ each decoded to its end, with its mean token log-probability. Each rule picks on
 - `cisc T=t`: that vote weighted by exp(mean log-probability / t) (CISC, arXiv 2502.06233);
 - `agreement`: the answer with the most word-bigram overlap with the others (Agent Forest);
 - `behaviour`: the function whose behaviour on the prompt's examples the others share (code);
+- `call vote`: the calls most answers make, canonicalised, ties to the greedy answer (BFCL);
+- `checks`: the answer that meets the most of the constraints the prompt states in words
+  (moa.strategies.constraints: our own reading of the prompt, no benchmark checker);
 - `auto: N/C/P`: the answers' kind read as the strategy reads it (moa.strategies.read.answer_kind),
   then the rule N for numbers, C for code and P for prose.
 
@@ -38,9 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.evals import gsm8k, humaneval, ifbench
-from moa.evals.runner import mean_interval, wilson
+from moa.evals import runner
+from moa.evals.bfcl import BFCL
+from moa.evals.registry import BENCHMARKS, benchmark_class
+from moa.evals.stats import mean_interval, wilson
 from moa.sandbox import SandboxLimits
+from moa.strategies import constraints
 from moa.strategies.agreement import most_agreed
 from moa.strategies.behaviour import select_by_behaviour
 from moa.strategies.read import answer_kind, extractor
@@ -61,6 +67,7 @@ class Item:
     loose: list[bool]  # IFBench's loose score (the strict one elsewhere)
     instr: list[float]  # IFBench: the share of the prompt's instructions followed (strict)
     problem: dict[str, Any] = field(repr=False)
+    prompt: str = field(default="", repr=False)  # as it was put to the model
 
     @property
     def kind(self) -> str:
@@ -68,33 +75,31 @@ class Item:
 
 
 def bench_of(path: Path) -> str:
-    for name in ("gsm8k", "humaneval", "ifbench"):
+    """The benchmark a results folder holds, by the start of its name (`ifeval-dev`)."""
+    for name in sorted(BENCHMARKS, key=len, reverse=True):
         if path.name.startswith(name):
             return name
-    raise SystemExit(f"{path}: its name should start with gsm8k, humaneval or ifbench")
+    raise SystemExit(f"{path}: its name should start with one of {', '.join(BENCHMARKS)}")
 
 
 def problems(bench: str, split: str) -> dict[str, dict[str, Any]]:
-    if bench == "gsm8k":
-        return {p["id"]: p for p in gsm8k.load_problems()}
-    if bench == "humaneval":
-        return {p["id"]: p for p in humaneval.load_problems(split=split)}
-    return {p["id"]: p for p in ifbench.load_prompts(split=split)[0]}
+    b = benchmark_class(bench)()
+    split = split if b.splits else "all"  # GSM8K: every problem (the runs say which)
+    return {str(p["id"]): p for p in runner.load_items(b, split=split, limit=None).items}
 
 
 def scorer(bench: str) -> Callable[[dict[str, Any], str], tuple[bool, bool, float]]:
-    limits = SandboxLimits(timeout_s=10.0)
+    """(strict, loose, the share of instructions followed): the benchmark's own scores of one
+    answer (for benchmarks without instructions, all three say whether it is right)."""
+    b = benchmark_class(bench)()
 
     def score(problem: dict[str, Any], text: str) -> tuple[bool, bool, float]:
-        if bench == "gsm8k":
-            right = gsm8k.score(text, problem["gold"])[1]
+        scored = b.score(problem, text)
+        right = b.correct({**scored, "text": text})
+        if "strict" not in scored:
             return right, right, float(right)
-        if bench == "humaneval":
-            right = humaneval.score(problem, text, limits=limits) == "ok"
-            return right, right, float(right)
-        checked = ifbench.check(problem, text)
-        strict = checked["strict"]
-        return all(strict), all(checked["loose"]), sum(strict) / len(strict)
+        strict = scored["strict"]
+        return right, all(scored["loose"]), sum(strict) / len(strict)
 
     return score
 
@@ -126,6 +131,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
         if not record.get("ok") or len(calls) != 4 or not all(c["text"] for c in calls):
             continue
         problem = known[key]
+        asked = benchmark_class(bench)().prompt(problem)
         texts = [str(c["text"]) for c in calls]
         scores = [score(problem, t) for t in texts]
         items.append(
@@ -139,6 +145,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
                 [s[1] for s in scores],
                 [s[2] for s in scores],
                 problem,
+                asked if isinstance(asked, str) else "",
             )
         )
     return items
@@ -170,6 +177,14 @@ def behaviour(item: Item) -> int:
     ).index
 
 
+def call_vote(item: Item) -> int:
+    return BFCL().select(item.problem, item.texts)
+
+
+def checks(item: Item) -> int:
+    return constraints.choose(item.prompt, item.texts)
+
+
 BASE: dict[str, Callable[[Item], int]] = {
     "greedy": lambda item: 0,
     "sample 1": lambda item: 1,
@@ -180,8 +195,10 @@ BASE: dict[str, Callable[[Item], int]] = {
     "cisc T=0.1": lambda item: vote(item, 0.1),
     "agreement": agreement,
     "behaviour": behaviour,
+    "checks": checks,
+    "call vote": call_vote,
 }
-PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour")
+PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour", "checks")
 
 
 def auto(number: str, code: str, prose: str) -> Callable[[Item], int]:
@@ -324,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     combos = {f"auto: {number}/{code}/{prose}": auto(number, code, prose)}
     if args.split == "dev":
         for c in ("greedy", "behaviour", "agreement"):
-            for p in ("greedy", "agreement"):
+            for p in ("greedy", "agreement", "checks"):
                 combos.setdefault(f"auto: plurality/{c}/{p}", auto("plurality", c, p))
     names = args.rows.split(",")
     report: dict[str, Any] = {"split": args.split, "benchmarks": {}}
@@ -332,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     pooled: list[Item] = []
     for out in args.dirs:
         bench = bench_of(out)
-        loose = bench == "ifbench"
+        loose = bench in ("ifbench", "ifeval")
         runs = file_rows(out, args.split, names, names[0])
         items = load_items(out, args.split, answers)
         pooled += items
@@ -367,10 +384,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue
             rows = score_rules(mine, {name: BASE[name] for name in PER_KIND})
             report["by_kind"][kind] = rows
-            where = {
-                b: sum(1 for it in mine if it.bench == b) for b in ("gsm8k", "humaneval", "ifbench")
-            }
-            shown = table(rows, loose=kind == "prose")
+            where = {b: n for b in BENCHMARKS if (n := sum(1 for it in mine if it.bench == b))}
+            shown = table(
+                rows, loose=kind == "prose" and bool(where.keys() & {"ifbench", "ifeval"})
+            )
             md += [f"### {kind} ({len(mine)} problems: {where})\n", shown, ""]
     text = "\n".join(md)
     print(text)

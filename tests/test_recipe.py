@@ -254,8 +254,10 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
         ("Answer: 5", ["Answer: 6", "Answer: 7", "Answer: 8"], "Answer: 5", "number: vote", 4),
         # a 2-2 tie goes to the greedy answer
         ("Answer: 5", ["Answer: 5", "Answer: 7", "Answer: 7"], "Answer: 5", "number: vote", 4),
-        # prose: the greedy answer, once two answers read as prose
-        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: first", 4),
+        # prose whose prompt states no constraint: the greedy answer
+        ("Paris.", ["The capital is Paris.", "Rome.", "Oslo."], "Paris.", "prose: checks", 4),
+        # prose whose prompt asks for lower case, which only a sample meets: that sample
+        ("Paris.", ["The capital is Paris.", "paris.", "Oslo."], "paris.", "prose: checks", 4),
         # code: the function that passes the prompt's own example (double(2) == 4)
         (
             CODE.format("x + 3"),
@@ -269,9 +271,9 @@ FUNCTION = 'def double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n
 async def test_the_local_recipe_runs_as_described(
     greedy: str, samples: list[str], answer: str, note: str, asked: int
 ) -> None:
-    """Four answers of one model (one greedy, three sampled) and one rule per kind of answer: a plurality vote on final numbers
-    with ties to the greedy answer, code by its behaviour on the prompt's examples, prose the
-    greedy answer; never a synthesis."""
+    """Four answers of one model (one greedy, three sampled) and one rule per kind of answer: a plurality vote on final numbers with ties to the greedy
+    answer, code by its behaviour on the prompt's examples, prose by the constraints its prompt
+    states; never a synthesis."""
     recipe = load_recipe("local")
     assert {*compile_recipe(recipe).models} == {LOCAL_MODEL}
     data = recipe.model_dump(mode="json", exclude_none=True)
@@ -280,9 +282,11 @@ async def test_the_local_recipe_runs_as_described(
     by_seed = {None: greedy, 0: samples[0], 1: samples[1], 2: samples[2]}
     fake.respond("qwen", lambda r: by_seed[r.settings.seed])
     prompt = f"Complete this function.\n\n```python\n{FUNCTION}```" if "code" in note else "Which?"
+    if answer == "paris.":  # the case whose prompt states a constraint
+        prompt = "Which? Answer in all lowercase letters."
     result = await MoA(json.loads(text), backends={"fake": fake}).arun(prompt)
     proposed = [c for c in result.trace.calls if c.layer == 1]
-    assert [c.settings.get("temperature") for c in proposed] == [0, 0.7, 0.7, 0.7]
+    assert [c.settings.get("temperature") for c in proposed] == [0, 0.7, 0.7, 0.7][: len(proposed)]
     assert all(c.settings.get("logprobs") for c in proposed)
     assert result.text == answer
     assert f"the answers read as {note}" in result.trace.notes

@@ -9,27 +9,25 @@ response format), so a proposer's answer is reused by every recipe and run that 
 Only deterministic requests are cached: temperature 0, or an explicit seed. Anything else goes
 to the backend every time.
 
-Each call also notes its cost (tokens, and the seconds it took when it was generated) in the
-ledger of the current context (`recording()`), so an evaluation can report what a question
-costs without a cache even when it was served from one.
+A cached backend is a metered one (`moa.meter`): each call, hit or miss, notes its cost in the
+ledger of the current context (`recording()`), a hit with the seconds it took when it was
+generated, so an evaluation can report what a question costs without a cache even when it was
+served from one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from moa.backends.base import Backend, Fold
+from moa.backends.base import Backend
+from moa.meter import CallCost, MeteredBackend, note, recording
 from moa.types import Completion, Delta, Message, Request, ToolCall, ToolCallDelta, Usage
 
 __all__ = [
@@ -43,38 +41,6 @@ __all__ = [
 ]
 
 KEY_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class CallCost:
-    """What one backend call cost: tokens, and seconds when it was generated."""
-
-    model: str
-    input_tokens: int
-    output_tokens: int
-    seconds: float
-    cached: bool
-
-
-_ledger: ContextVar[list[CallCost] | None] = ContextVar("moa_cache_ledger", default=None)
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[list[CallCost]]:
-    """Collect the cost of every call made through a CachedBackend in this context (and the
-    tasks it starts)."""
-    ledger: list[CallCost] = []
-    token = _ledger.set(ledger)
-    try:
-        yield ledger
-    finally:
-        _ledger.reset(token)
-
-
-def _note(cost: CallCost) -> None:
-    ledger = _ledger.get()
-    if ledger is not None:
-        ledger.append(cost)
 
 
 def default_path() -> Path:
@@ -172,12 +138,13 @@ def _completion(value: dict[str, Any]) -> Completion:
         finish_reason=value.get("finish_reason"),
         tool_calls=tuple(ToolCall(*c) for c in value.get("tool_calls") or ()),
         reasoning=value.get("reasoning"),
+        logprobs=tuple(value["logprobs"]) if value.get("logprobs") is not None else None,
     )
 
 
-class CachedBackend(Backend):
-    """Wraps any backend. `concurrency` bounds the calls in flight through this wrapper, so the
-    time noted for each is its own (for local models, that run one at a time anyway)."""
+class CachedBackend(MeteredBackend):
+    """Wraps any backend: deterministic answers come from the store when it has them, and are
+    kept when it does not. Every call is metered (`moa.meter.MeteredBackend`)."""
 
     def __init__(
         self,
@@ -186,99 +153,61 @@ class CachedBackend(Backend):
         *,
         namespace: str = "",
         concurrency: int | None = None,
-        read: bool = True,
-        write: bool = True,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner, concurrency=concurrency)
         self.store = store
         self.namespace = namespace
-        self.read = read
-        self.write = write
-        self._gate = asyncio.Semaphore(concurrency) if concurrency else None
 
     def __repr__(self) -> str:
         return f"CachedBackend({self.inner!r}, namespace={self.namespace!r})"
 
-    def _lookup(self, request: Request) -> tuple[str | None, dict[str, Any] | None]:
+    def _hit(self, request: Request) -> Completion | None:
         if not cacheable(request):
-            return None, None
-        key = request_key(self.namespace, request)
-        return key, self.store.get(key) if self.read else None
-
-    def _hit(self, request: Request, value: dict[str, Any]) -> Completion:
+            return None
+        value = self.store.get(request_key(self.namespace, request))
+        if value is None:
+            return None
         completion = _completion(value)
-        _note(
-            CallCost(
-                request.model,
-                completion.usage.input_tokens,
-                completion.usage.output_tokens,
-                float(value.get("seconds", 0.0)),
-                True,
-            )
-        )
+        usage = completion.usage
+        seconds = float(value.get("seconds", 0.0))
+        note(CallCost(request.model, usage.input_tokens, usage.output_tokens, seconds, True))
         return completion
 
-    def _done(self, key: str | None, request: Request, done: Completion, seconds: float) -> None:
-        usage = done.usage
-        _note(CallCost(request.model, usage.input_tokens, usage.output_tokens, seconds, False))
-        if key is not None and self.write:
+    def _metered(self, request: Request, done: Completion, seconds: float) -> None:
+        super()._metered(request, done, seconds)
+        if cacheable(request):
             value = {
                 "text": done.text,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
+                "input_tokens": done.usage.input_tokens,
+                "output_tokens": done.usage.output_tokens,
                 "finish_reason": done.finish_reason,
                 "seconds": round(seconds, 3),
+                # kept so that a vote weighted by confidence reads a cached answer as a fresh one
+                "logprobs": list(done.logprobs) if done.logprobs is not None else None,
             }
             if done.tool_calls:
                 value["tool_calls"] = [[c.id, c.name, c.arguments] for c in done.tool_calls]
             if done.reasoning:
                 value["reasoning"] = done.reasoning
-            self.store.put(key, model_id(request.model), value)
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._gate is None:
-            yield
-        else:
-            async with self._gate:
-                yield
+            self.store.put(request_key(self.namespace, request), model_id(request.model), value)
 
     async def complete(self, request: Request) -> Completion:
-        key, value = self._lookup(request)
-        if value is not None:
-            return self._hit(request, value)
-        async with self._slot():
-            start = time.monotonic()
-            done = await self.inner.complete(request)
-            self._done(key, request, done, time.monotonic() - start)
-        return done
+        hit = self._hit(request)
+        return hit if hit is not None else await super().complete(request)
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
-        key, value = self._lookup(request)
-        if value is not None:
-            done = self._hit(request, value)
+        hit = self._hit(request)
+        if hit is not None:
             calls = tuple(
-                ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(done.tool_calls)
+                ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(hit.tool_calls)
             )
-            yield Delta(text=done.text, reasoning=done.reasoning or "", tool_calls=calls)
-            yield Delta(usage=done.usage, finish_reason=done.finish_reason)
+            yield Delta(
+                text=hit.text,
+                reasoning=hit.reasoning or "",
+                tool_calls=calls,
+                logprobs=hit.logprobs,
+            )
+            yield Delta(usage=hit.usage, finish_reason=hit.finish_reason)
             return
-        async with self._slot():
-            start = time.monotonic()
-            fold = Fold()
-            async for delta in self.inner.stream(request):
-                fold.add(delta)
-                yield delta
-            self._done(key, request, fold.completion(), time.monotonic() - start)
-
-    def context_window(self, model: str) -> int | None:
-        return self.inner.context_window(model)
-
-    def count_tokens(self, model: str, text: str) -> int | None:
-        return self.inner.count_tokens(model, text)
-
-    def configure_model(self, model: str, *, n_ctx: int) -> None:
-        self.inner.configure_model(model, n_ctx=n_ctx)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        async for delta in super().stream(request):
+            yield delta

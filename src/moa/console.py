@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from moa.errors import MoAError, RunError
+from moa.errors import ConfigError, MoAError
 from moa.recipe import Recipe, load_recipe
 from moa.redact import redact_urls
 
@@ -29,7 +29,7 @@ def clean_errors() -> Iterator[None]:
         if os.environ.get("MOA_DEBUG"):
             raise
         err.print(f"[red]error:[/red] {escape(redact_urls(str(exc)))}")
-        raise typer.Exit(2 if not isinstance(exc, RunError) else 1) from None
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: every call in flight was cancelled")
         raise typer.Exit(130) from None

@@ -160,3 +160,25 @@ async def test_an_agent_on_its_fallback_is_still_running_for_the_early_decision(
         result = await run(fake, recipe(layers, strategy=strategy))
         assert result.text == "Answer: 7", strategy
         assert not any("stopped" in note for note in result.trace.notes)
+
+
+async def test_prose_read_from_the_one_answer_started_first_starts_no_other() -> None:
+    """Under `start: 1`, the greedy answer alone says the kind: prose, whose rule takes it, so
+    the other answers never start; numbers still start them, for the vote."""
+    local = {
+        "final": {
+            "rule": "auto",
+            "number": {"rule": "vote", "decide_early": {"start": 1}},
+            "prose": {"rule": "first", "decide_early": True},
+        }
+    }
+    fake = FakeBackend()
+    fake.respond("p0", "Here is a poem about the sea.").respond("p1", "Answer: 3")
+    result = await run(fake, recipe(proposers(4), strategy=local))
+    assert result.text == "Here is a poem about the sea."
+    assert [m for m, _ in fake.calls] == ["p0"]
+    assert any("stopped 0 (and did not start 3) of 4 calls" in n for n in result.trace.notes)
+    numbers = FakeBackend()
+    numbers.respond("p0", "Answer: 3").respond("p1", "Answer: 3").respond("p2", "Answer: 4")
+    result = await run(numbers, recipe(proposers(4), strategy=local))
+    assert result.text == "Answer: 3" and len(numbers.calls) >= 2

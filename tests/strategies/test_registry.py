@@ -37,7 +37,8 @@ def longest() -> Iterator[type[FinalRule]]:
 
 def test_the_built_in_rules() -> None:
     assert sorted(RULES) == [
-        "agreement", "auto", "behaviour", "first", "rank", "synthesize", "tool_vote", "usc", "vote",
+        "agreement", "auto", "behaviour", "checks", "first", "rank", "synthesize", "tool_vote",
+        "usc", "vote",
     ]  # fmt: skip
 
 

@@ -1,39 +1,44 @@
-"""`moa eval`: measure recipes. Every command is resumable: run it again with the same `--out`
-and only what is missing runs; proposer answers come from the response cache."""
+"""`moa eval`: measure recipes. One command per registered benchmark (`moa.evals.registry`),
+made from its class: the options every benchmark shares, and its own (its dataclass fields).
+Every command is resumable: run it again with the same `--out` and only what is missing runs;
+answers come from the response cache.
+
+Errors go through `moa.console.clean_errors`, as every `moa` command's do: one line, URLs
+redacted, exit 2 for a configuration mistake, 1 for a failed run (also when some items failed:
+run the command again to retry them), 130 on Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import os
+import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from moa.console import clean_errors, err, out
 from moa.cost import load_prices
-from moa.errors import MoAError
+from moa.errors import ConfigError
+from moa.evals.benchmark import Benchmark
+from moa.evals.harness import Harness
+from moa.evals.registry import BENCHMARKS, benchmark_class
 from moa.evals.report import Report, markdown
-from moa.evals.runner import Harness
+from moa.redact import redact_urls
 
 app = typer.Typer(
-    help="Measure recipes: GSM8K accuracy, HumanEval pass@1, IFBench instruction following, "
-    "pairwise preference, MT-Bench, collaborativeness.",
+    help="Measure recipes: GSM8K accuracy, HumanEval pass@1, IFEval and IFBench instruction "
+    "following, pairwise preference, MT-Bench, collaborativeness.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
 
-Recipes = Annotated[
-    list[str],
-    typer.Option("--recipe", "-r", help="A built-in recipe or a file; repeat to compare several."),
-]
-Limit = Annotated[int, typer.Option(help="How many items (from --offset).")]
-Offset = Annotated[int, typer.Option(help="Skip this many items first.")]
 OutDir = Annotated[Path | None, typer.Option("--out", help="Where results and reports go.")]
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Do not reuse or store answers in the response cache.")
@@ -47,299 +52,155 @@ ReportOnly = Annotated[
     bool,
     typer.Option("--report-only", help="Run nothing: report on the results already in --out."),
 ]
-Judge = Annotated[str, typer.Option("--judge", "-j", help="The judge's model reference.")]
 Prices = Annotated[
     Path | None,
     typer.Option(help="Token prices, {model: {input, output}} per million: a cost/q column."),
 ]
+Limit = Annotated[int, typer.Option(help="How many items (from --offset).")]
+Offset = Annotated[int, typer.Option(help="Skip this many items first.")]
 
 
-def _run(
+def run(
     command: str,
+    body: Callable[[Harness], Awaitable[Report]],
+    *,
     out_dir: Path | None,
     no_cache: bool,
     concurrency: int | None,
     progress: bool,
-    body: Callable[[Harness], Awaitable[Report]],
     report_only: bool = False,
     prices: Path | None = None,
 ) -> None:
+    """Run one evaluation and print its report: the one path every command takes."""
     # llama.cpp's OpenMP threads spin while they wait; on a busy machine that costs 4-6x
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        table = load_prices(prices) if prices else None
-    except MoAError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    harness = Harness(
-        out_dir=out_dir or Path("eval-results") / command,
-        cache=not no_cache,
-        concurrency=concurrency,
-        progress=progress,
-        report_only=report_only,
-        log=lambda m: err.print(f"[dim]{escape(m)}[/dim]"),
-        prices=table,
-    )
+    with clean_errors():
+        harness = Harness(
+            out_dir=out_dir or Path("eval-results") / command,
+            cache=not no_cache,
+            concurrency=concurrency,
+            progress=progress,
+            report_only=report_only,
+            log=lambda m: err.print(f"[dim]{escape(redact_urls(m))}[/dim]"),
+            prices=load_prices(prices) if prices else None,
+        )
 
-    async def go() -> Report:
-        try:
-            return await body(harness)
-        finally:
-            await harness.aclose()
+        async def go() -> Report:
+            try:
+                return await body(harness)
+            finally:
+                await harness.aclose()
 
-    try:
         report = asyncio.run(go())
-    except MoAError as exc:  # the library's own errors only: a bug keeps its traceback
-        if os.environ.get("MOA_DEBUG"):
-            raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/yellow]: run the same command again to resume")
-        raise typer.Exit(130) from None
     out.print(markdown(report), markup=False)
     for kind, path in report.files.items():
         err.print(f"{kind}: {path}")
+    failed = sum(int(row.get("errors", 0)) for row in report.rows)
+    if failed:
+        err.print(f"[red]{failed} item(s) failed[/red]: run the same command again to retry them")
+        raise typer.Exit(1)
 
 
-@app.command()
-def gsm8k(
-    recipe: Recipes,
-    limit: Limit = 100,
-    offset: Offset = 0,
-    variants: Annotated[
-        str,
-        typer.Option(help="Which rows, comma-separated: alone, vote, rank, recipe, self."),
-    ] = "alone,vote,rank,recipe,self",
-    prompt: Annotated[
-        str,
-        typer.Option(help="'answer-line', 'plain', or a template with {question}."),
-    ] = "answer-line",
-    data: Annotated[Path | None, typer.Option(help="GSM8K JSONL (default: shipped).")] = None,
-    timing: Annotated[
-        Path | None,
-        typer.Option(
-            help="The --out of an uncached run (--no-cache --concurrency 1) of the same "
-            "variants: its wall times go in the report."
-        ),
-    ] = None,
-    out_dir: OutDir = None,
-    no_cache: NoCache = False,
-    concurrency: Concurrency = None,
-    progress: Progress = True,
-    report_only: ReportOnly = False,
-    prices: Prices = None,
-) -> None:
-    """GSM8K exact-match accuracy of each recipe and its baselines (each proposer alone,
-    majority vote, LLM ranker, Self-MoA twin), with 95% intervals, tokens and wall time."""
-    from moa.evals import gsm8k as bench
-
-    kinds = [k.strip() for k in variants.split(",") if k.strip()]
-    unknown = sorted(set(kinds) - set(bench.KINDS))
-    if unknown:
-        err.print(f"[red]error:[/red] unknown variant {unknown[0]!r}; use {', '.join(bench.KINDS)}")
-        raise typer.Exit(2)
-
-    def body(h: Harness) -> Awaitable[Report]:
-        return bench.evaluate(
-            recipe,
-            h,
-            data=data,
-            limit=limit,
-            offset=offset,
-            prompt=prompt,
-            kinds=kinds,
-            timing=timing,
-        )
-
-    _run("gsm8k", out_dir, no_cache, concurrency, progress, body, report_only, prices)
-
-
-Split = Annotated[
-    str, typer.Option(help="'dev' (choose on it), 'held-out' (report on it) or 'all'.")
-]
-Timing = Annotated[
-    Path | None,
-    typer.Option(
-        help="The --out of an uncached run (--no-cache --concurrency 1) of the same "
-        "variants: its wall times go in the report."
-    ),
-]
-
-
-def _kinds(variants: str, allowed: tuple[str, ...]) -> list[str]:
+def kinds_of(variants: str, allowed: tuple[str, ...]) -> list[str]:
     kinds = [k.strip() for k in variants.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(allowed))
     if unknown:
-        err.print(f"[red]error:[/red] unknown variant {unknown[0]!r}; use {', '.join(allowed)}")
-        raise typer.Exit(2)
+        raise ConfigError(f"unknown variant {unknown[0]!r}; use {', '.join(allowed)}")
     return kinds
 
 
-@app.command()
-def humaneval(
-    recipe: Recipes,
-    split: Split = "dev",
-    limit: Annotated[int | None, typer.Option(help="How many problems (default: all).")] = None,
-    offset: Offset = 0,
-    variants: Annotated[
-        str,
-        typer.Option(
-            help="Which rows, comma-separated: alone, rank, recipe, self, select (the proposal "
-            "chosen by behaviour among the 'alone' rows' answers)."
-        ),
-    ] = "alone,rank,recipe,self,select",
-    prompt: Annotated[
-        str, typer.Option(help="'code-block', 'plain', or a template with {prompt}.")
-    ] = "code-block",
-    timeout: Annotated[float, typer.Option(help="Seconds the tests of one answer may run.")] = 10.0,
-    data: Annotated[
-        Path | None, typer.Option(help="HumanEval JSONL, or .jsonl.gz (default: shipped).")
-    ] = None,
-    timing: Timing = None,
-    out_dir: OutDir = None,
-    no_cache: NoCache = False,
-    concurrency: Concurrency = None,
-    progress: Progress = True,
-    report_only: ReportOnly = False,
-) -> None:
-    """HumanEval pass@1 of each recipe and its baselines: every answer's function runs against
-    the official tests in a sandboxed child process (timeout, memory limit, no network)."""
-    from moa.evals import humaneval as bench
+def _option(name: str, kind: Any, default: Any, help: str, *flags: str) -> inspect.Parameter:
+    names = flags or ("--" + name.replace("_", "-"),)
+    annotation = Annotated[kind, typer.Option(*names, help=help)]
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
 
-    kinds = _kinds(variants, bench.KINDS)
 
-    def body(h: Harness) -> Awaitable[Report]:
-        return bench.evaluate(
-            recipe,
-            h,
-            data=data,
-            split=split,
-            limit=limit,
-            offset=offset,
-            prompt=prompt,
-            kinds=kinds,
-            timeout_s=timeout,
-            timing=timing,
+def _own_options(cls: type[Benchmark]) -> list[tuple[str, inspect.Parameter]]:
+    """(field name, parameter) for each of the benchmark's dataclass fields."""
+    hints = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        flag = str(f.metadata.get("flag", f.name))
+        flags = [
+            "--" + flag.replace("_", "-"),
+            *([f.metadata["short"]] if "short" in f.metadata else []),
+        ]
+        default = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        param = _option(f"opt_{flag}", hints[f.name], default, f.metadata.get("help", ""), *flags)
+        params.append((f.name, param))
+    return params
+
+
+def command_for(name: str) -> Callable[..., None]:
+    """The `moa eval NAME` command of a registered benchmark."""
+    cls = benchmark_class(name)
+    own = _own_options(cls)
+    shared = [
+        _option(
+            "recipe",
+            list[str],
+            inspect.Parameter.empty,
+            "A built-in recipe or a file; repeat to compare several.",
+            "--recipe",
+            "-r",
         )
-
-    _run("humaneval", out_dir, no_cache, concurrency, progress, body, report_only)
-
-
-@app.command()
-def ifbench(
-    recipe: Recipes,
-    split: Split = "dev",
-    limit: Annotated[int | None, typer.Option(help="How many prompts (default: all).")] = None,
-    offset: Offset = 0,
-    variants: Annotated[
-        str,
-        typer.Option(
-            help="Which rows, comma-separated: alone, rank, recipe, self, select (the proposal "
-            "most in agreement with the others among the 'alone' rows' answers)."
-        ),
-    ] = "alone,rank,recipe,self,select",
-    data: Annotated[Path | None, typer.Option(help="IFBench JSONL (default: shipped).")] = None,
-    timing: Timing = None,
-    out_dir: OutDir = None,
-    no_cache: NoCache = False,
-    concurrency: Concurrency = None,
-    progress: Progress = True,
-    report_only: ReportOnly = False,
-) -> None:
-    """IFBench: the share of prompts (and of instructions) whose verifiable constraints each
-    recipe follows, strict and loose, by IFBench's own checkers; no judge model."""
-    from moa.evals import ifbench as bench
-
-    kinds = _kinds(variants, bench.KINDS)
-
-    def body(h: Harness) -> Awaitable[Report]:
-        return bench.evaluate(
-            recipe,
-            h,
-            data=data,
-            split=split,
-            limit=limit,
-            offset=offset,
-            kinds=kinds,
-            timing=timing,
+    ]
+    if cls.splits:
+        help = "'dev' (choose on it), 'held-out' (report on it) or 'all'."
+        shared.append(_option("split", str, cls.splits[0], help))
+    what = "all" if cls.default_limit is None else str(cls.default_limit)
+    shared.append(
+        _option("limit", int | None, cls.default_limit, f"How many items (default: {what}).")
+    )
+    shared.append(_option("offset", int, 0, "Skip this many items first."))
+    if len(cls.kinds) > 1:
+        help = f"Which rows, comma-separated: {', '.join(cls.kinds)}."
+        shared.append(_option("variants", str, ",".join(cls.kinds), help))
+        help = (
+            "The --out of an uncached run (--no-cache --concurrency 1) of the same variants: "
+            "its wall times go in the report."
         )
+        shared.append(_option("timing", Path | None, None, help))
+    if cls.data_help:
+        shared.append(_option("data", Path | None, None, cls.data_help))
+    common = [
+        ("out_dir", OutDir, None),
+        ("no_cache", NoCache, False),
+        ("concurrency", Concurrency, None),
+        ("progress", Progress, True),
+        ("report_only", ReportOnly, False),
+        ("prices", Prices, None),
+    ]
+    tail = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+        for n, a, d in common
+    ]
+    params = [*shared, *(p for _, p in own), *tail]
 
-    _run("ifbench", out_dir, no_cache, concurrency, progress, body, report_only)
+    def command(**kw: Any) -> None:
+        with clean_errors():
+            bench = cls(**{field: kw.pop(p.name) for field, p in own})
+            kinds = kinds_of(kw.pop("variants"), cls.kinds) if "variants" in kw else None
+        options = {k: kw.pop(k) for k in ("split", "limit", "offset", "timing", "data") if k in kw}
+        recipes = kw.pop("recipe")
 
+        def body(h: Harness) -> Awaitable[Report]:
+            from moa.evals.runner import evaluate
 
-@app.command()
-def pairwise(
-    recipe: Recipes,
-    against: Annotated[
-        Path, typer.Option(help="Reference outputs in AlpacaEval's format (JSON/JSONL).")
-    ],
-    judge: Judge,
-    limit: Limit = 20,
-    offset: Offset = 0,
-    judge_prompt: Annotated[
-        str, typer.Option(help="'pair-v2' (FastChat) or 'brief' (verdict only).")
-    ] = "pair-v2",
-    judge_max_tokens: Annotated[int, typer.Option(help="The judge's answer budget.")] = 512,
-    out_dir: OutDir = None,
-    no_cache: NoCache = False,
-    concurrency: Concurrency = None,
-    progress: Progress = True,
-    prices: Prices = None,
-) -> None:
-    """AlpacaEval-style win rate against reference outputs, both orders, length-controlled."""
-    from moa.evals import pairwise as bench
+            return evaluate(bench, recipes, h, kinds=kinds, **options)
 
-    def body(h: Harness) -> Awaitable[Report]:
-        return bench.evaluate(
-            recipe,
-            h,
-            against=against,
-            judge=judge,
-            limit=limit,
-            offset=offset,
-            judge_prompt_style=judge_prompt,
-            judge_max_tokens=judge_max_tokens,
-        )
+        run(name, body, **kw)
 
-    _run("pairwise", out_dir, no_cache, concurrency, progress, body, prices=prices)
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = " ".join((inspect.getdoc(cls) or name).split())
+    return command
 
 
-@app.command("mt-bench")
-def mt_bench(
-    recipe: Recipes,
-    judge: Judge,
-    limit: Annotated[int | None, typer.Option(help="How many questions (default: all 80).")] = None,
-    offset: Offset = 0,
-    category: Annotated[
-        list[str] | None, typer.Option(help="Only these categories (repeatable).")
-    ] = None,
-    questions: Annotated[Path | None, typer.Option(help="Questions JSONL.")] = None,
-    references: Annotated[Path | None, typer.Option(help="Reference answers JSONL.")] = None,
-    judge_max_tokens: Annotated[int, typer.Option(help="The judge's answer budget.")] = 1024,
-    out_dir: OutDir = None,
-    no_cache: NoCache = False,
-    concurrency: Concurrency = None,
-    progress: Progress = True,
-    prices: Prices = None,
-) -> None:
-    """MT-Bench: both turns answered, each graded 1-10 by the judge (FastChat's prompts)."""
-    from moa.evals import mt_bench as bench
-
-    def body(h: Harness) -> Awaitable[Report]:
-        return bench.evaluate(
-            recipe,
-            h,
-            judge=judge,
-            questions=questions,
-            references=references,
-            limit=limit,
-            offset=offset,
-            categories=category or (),
-            judge_max_tokens=judge_max_tokens,
-        )
-
-    _run("mt-bench", out_dir, no_cache, concurrency, progress, body, prices=prices)
+for _name in BENCHMARKS:
+    app.command(_name)(command_for(_name))
 
 
 @app.command()
@@ -357,6 +218,8 @@ def collaborativeness(
     no_cache: NoCache = False,
     concurrency: Concurrency = None,
     progress: Progress = True,
+    report_only: ReportOnly = False,
+    prices: Prices = None,
 ) -> None:
     """The paper's Figure 1 on GSM8K: each model alone vs given the other models' answers."""
     from moa.evals import collab
@@ -364,4 +227,13 @@ def collaborativeness(
     def body(h: Harness) -> Awaitable[Report]:
         return collab.evaluate(recipe, h, models=model or (), limit=limit, offset=offset)
 
-    _run("collaborativeness", out_dir, no_cache, concurrency, progress, body)
+    run(
+        "collaborativeness",
+        body,
+        out_dir=out_dir,
+        no_cache=no_cache,
+        concurrency=concurrency,
+        progress=progress,
+        report_only=report_only,
+        prices=prices,
+    )

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from moa.errors import ConfigError
-from moa.evals.gsm8k import load_problems, run_variant, template_of
+from moa.evals.gsm8k import GSM8K, load_problems
+from moa.evals.harness import Harness
 from moa.evals.report import Report, write_report
-from moa.evals.runner import Harness, RecipeLike, Variant, proposers
+from moa.evals.runner import scored_row
+from moa.evals.variants import RecipeLike, Variant, proposers
 from moa.recipe import Agent, Layer, Recipe, load_recipe
 
 __all__ = ["evaluate", "variants_for"]
@@ -70,12 +72,13 @@ async def evaluate(
             f"{len(compared)}{': ' if compared else ''}{', '.join(compared)}; give several "
             "with --model, or a recipe whose first layer has several (e.g. moa-local)"
         )
+    bench = GSM8K(prompt_style=prompt)
+    bench.check()
     problems = load_problems(data, limit=limit, offset=offset)
-    template = template_of(prompt)
     rows: list[dict[str, Any]] = []
     for name, alone, helped in variants:
-        a = await run_variant(harness, alone, problems, template)
-        h = await run_variant(harness, helped, problems, template)
+        a = await scored_row(harness, bench, alone, problems)
+        h = await scored_row(harness, bench, helped, problems)
         rows.append(
             {
                 "name": name,

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from moa.engine import MoA
 from moa.errors import ConfigError
+from moa.evals.benchmark import Benchmark, Items, cost_columns, window
 from moa.evals.data import load_json_or_jsonl, packaged, require
-from moa.evals.report import Report, write_report
-from moa.evals.runner import (
-    Harness,
-    RecipeLike,
-    Variant,
-    call_record,
-    cost_columns,
-    mean_interval,
-)
-from moa.recipe import load_recipe
+from moa.evals.harness import Harness, call_record
+from moa.evals.report import Report
+from moa.evals.runner import evaluate as run
+from moa.evals.stats import mean_interval
+from moa.evals.variants import RecipeLike, Variant
+from moa.types import MessagesLike
 
-__all__ = ["NEEDS_REFERENCE", "evaluate", "load_questions", "parse_rating"]
+__all__ = ["NEEDS_REFERENCE", "MTBench", "evaluate", "load_questions", "parse_rating"]
 
 NEEDS_REFERENCE = ("math", "reasoning", "coding")
 
@@ -77,8 +76,7 @@ def load_questions(
                 "reference": refs.get(qid) if row["category"] in NEEDS_REFERENCE else None,
             }
         )
-    end = None if limit is None else offset + limit
-    return items[offset:end]
+    return window(items, limit, offset)
 
 
 def _question_id(row: dict[str, Any], where: str) -> int:
@@ -118,6 +116,99 @@ def judge_messages(item: dict[str, Any], answers: Sequence[str], turn: int) -> l
     ]
 
 
+@dataclass
+class MTBench(Benchmark):
+    """MT-Bench: both turns answered, each graded 1-10 by the judge (FastChat's prompts)."""
+
+    name: ClassVar[str] = "mt-bench"
+    title: ClassVar[str] = "MT-Bench"
+    report: ClassVar[str] = "score"
+    kinds: ClassVar[tuple[str, ...]] = ("recipe",)
+
+    judge: str = field(metadata={"help": "The judge's model reference.", "short": "-j"})
+    category: list[str] | None = field(
+        default=None, metadata={"help": "Only these categories (repeatable)."}
+    )
+    questions: Path | None = field(default=None, metadata={"help": "Questions JSONL."})
+    references: Path | None = field(default=None, metadata={"help": "Reference answers JSONL."})
+    judge_max_tokens: int = field(default=1024, metadata={"help": "The judge's answer budget."})
+
+    def load(self, data: Path | None, *, split: str, limit: int | None, offset: int) -> Items:
+        items = load_questions(
+            self.questions,
+            self.references,
+            limit=limit,
+            offset=offset,
+            categories=self.category or (),
+        )
+        meta = {
+            "judge": self.judge,
+            "categories": sorted({i["category"] for i in items}),
+            "judge_prompts": "FastChat single-v1 / single-math-v1 (+ multi-turn), GPT-4 references",
+        }
+        return Items(items, meta)
+
+    def prompt(self, item: dict[str, Any]) -> MessagesLike:
+        return str(item["turns"][0])
+
+    async def work(self, harness: Harness, moa: MoA, item: dict[str, Any]) -> dict[str, Any]:
+        conversation: list[dict[str, str]] = []
+        answers: list[str] = []
+        tokens_in = tokens_out = 0
+        seconds = wall = 0.0
+        price: float | None = 0.0
+        traces = []
+        cached = 0
+        for question in item["turns"][:2]:
+            conversation.append({"role": "user", "content": question})
+            result, cost, took = await harness.answer(moa, conversation)
+            wall += took
+            cached += cost.cached_calls
+            answers.append(result.text)
+            conversation.append({"role": "assistant", "content": result.text})
+            tokens_in += cost.input_tokens
+            tokens_out += cost.output_tokens
+            price = None if price is None or cost.cost is None else price + cost.cost
+            seconds += cost.seconds
+            traces.append(result.trace.to_dict())
+        ratings: list[float | None] = []
+        calls = []
+        for turn in (1, 2)[: len(answers)]:
+            call, _ = await harness.judge(
+                self.judge, judge_messages(item, answers, turn), max_tokens=self.judge_max_tokens
+            )
+            ratings.append(parse_rating(call.text))
+            calls.append(call_record(call))
+        return {
+            "category": item["category"],
+            "answers": answers,
+            "ratings": ratings,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "cost": price,
+            "seconds": round(seconds, 3),
+            "wall_s": round(wall, 3),
+            "cached_calls": cached,
+            "judge_calls": calls,
+            "traces": traces,
+        }
+
+    def summarize(
+        self,
+        variant: Variant,
+        records: Sequence[dict[str, Any]],
+        n: int,
+        timing: Sequence[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        return summarize(variant, records, n)
+
+    def heading(self, split: str, count: int, offset: int) -> str:
+        return f"MT-Bench on {count} questions, judged by {self.judge}"
+
+    def log_line(self, row: dict[str, Any], count: int) -> str:
+        return f"{row['name']}: score {row['score']:.2f} on {count}"
+
+
 async def evaluate(
     recipes: Sequence[RecipeLike],
     harness: Harness,
@@ -125,71 +216,19 @@ async def evaluate(
     judge: str,
     questions: str | Path | None = None,
     references: str | Path | None = None,
-    limit: int | None = None,
-    offset: int = 0,
     categories: Sequence[str] = (),
     judge_max_tokens: int = 1024,
+    **options: Any,
 ) -> Report:
-    """Answer both turns of each question with each recipe; the judge rates each turn."""
-    items = load_questions(questions, references, limit=limit, offset=offset, categories=categories)
-    rows = []
-    for source in recipes:
-        recipe = load_recipe(source)
-        variant = Variant(recipe.name, recipe, "recipe")
-
-        async def work(moa: Any, item: dict[str, Any]) -> dict[str, Any]:
-            conversation: list[dict[str, str]] = []
-            answers: list[str] = []
-            tokens_in = tokens_out = 0
-            seconds = wall = 0.0
-            price: float | None = 0.0
-            traces = []
-            cached = 0
-            for question in item["turns"][:2]:
-                conversation.append({"role": "user", "content": question})
-                result, cost, took = await harness.answer(moa, conversation)
-                wall += took
-                cached += cost.cached_calls
-                answers.append(result.text)
-                conversation.append({"role": "assistant", "content": result.text})
-                tokens_in += cost.input_tokens
-                tokens_out += cost.output_tokens
-                price = None if price is None or cost.cost is None else price + cost.cost
-                seconds += cost.seconds
-                traces.append(result.trace.to_dict())
-            ratings: list[float | None] = []
-            calls = []
-            for turn in (1, 2)[: len(answers)]:
-                call, _ = await harness.judge(
-                    judge, judge_messages(item, answers, turn), max_tokens=judge_max_tokens
-                )
-                ratings.append(parse_rating(call.text))
-                calls.append(call_record(call))
-            return {
-                "category": item["category"],
-                "answers": answers,
-                "ratings": ratings,
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "cost": price,
-                "seconds": round(seconds, 3),
-                "wall_s": round(wall, 3),
-                "cached_calls": cached,
-                "judge_calls": calls,
-                "traces": traces,
-            }
-
-        records, _ = await harness.run(variant, items, work)
-        rows.append(summarize(variant, records, len(items)))
-    meta = {
-        "benchmark": "mt-bench",
-        "judge": judge,
-        "questions": len(items),
-        "categories": sorted({i["category"] for i in items}),
-        "judge_prompts": "FastChat single-v1 / single-math-v1 (+ multi-turn), GPT-4 references",
-    }
-    title = f"MT-Bench on {len(items)} questions, judged by {judge}"
-    return write_report(harness.out_dir, Report(title=title, rows=rows, meta=meta, kind="score"))
+    """`moa.evals.runner.evaluate` on MT-Bench."""
+    bench = MTBench(
+        judge,
+        list(categories) or None,
+        Path(questions) if questions else None,
+        Path(references) if references else None,
+        judge_max_tokens,
+    )
+    return await run(bench, recipes, harness, **options)
 
 
 def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> dict[str, Any]:

@@ -16,23 +16,29 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from moa.engine import MoA
 from moa.errors import ConfigError
+from moa.evals.benchmark import Benchmark, Items, cost_columns, window
 from moa.evals.data import load_json_or_jsonl, packaged, require
-from moa.evals.report import Report, write_report
-from moa.evals.runner import (
-    Harness,
-    RecipeLike,
-    Variant,
-    call_record,
-    cost_columns,
-    mean_interval,
-)
-from moa.recipe import load_recipe
+from moa.evals.harness import Harness, answer_fields, call_record
+from moa.evals.report import Report
+from moa.evals.runner import evaluate as run
+from moa.evals.stats import mean_interval
+from moa.evals.variants import RecipeLike, Variant
+from moa.types import MessagesLike
 
-__all__ = ["JUDGE_PROMPTS", "evaluate", "length_controlled", "load_pairs", "parse_verdict"]
+__all__ = [
+    "JUDGE_PROMPTS",
+    "Pairwise",
+    "evaluate",
+    "length_controlled",
+    "load_pairs",
+    "parse_verdict",
+]
 
 BRIEF_SYSTEM = (
     "You compare two answers to the same question and say which is better: more helpful, "
@@ -93,8 +99,7 @@ def load_pairs(
                 "generator": str(row.get("generator", "reference")),
             }
         )
-    end = None if limit is None else offset + limit
-    return items[offset:end]
+    return window(items, limit, offset)
 
 
 def length_controlled(
@@ -128,77 +133,105 @@ def length_controlled(
     return 1 / (1 + math.exp(-a))
 
 
+@dataclass
+class Pairwise(Benchmark):
+    """AlpacaEval-style win rate against reference outputs, both orders, length-controlled."""
+
+    name: ClassVar[str] = "pairwise"
+    title: ClassVar[str] = "Pairwise preference"
+    report: ClassVar[str] = "winrate"
+    kinds: ClassVar[tuple[str, ...]] = ("recipe",)
+    default_limit: ClassVar[int | None] = 20
+
+    against: Path = field(
+        metadata={
+            "help": "Reference outputs in AlpacaEval's format (JSON/JSONL).",
+            "required": True,
+        }
+    )
+    judge: str = field(metadata={"help": "The judge's model reference.", "short": "-j"})
+    judge_prompt: str = field(
+        default="pair-v2", metadata={"help": "'pair-v2' (FastChat) or 'brief' (verdict only)."}
+    )
+    judge_max_tokens: int = field(default=512, metadata={"help": "The judge's answer budget."})
+
+    def check(self) -> None:
+        judge_prompt(self.judge_prompt)
+
+    def load(self, data: Path | None, *, split: str, limit: int | None, offset: int) -> Items:
+        meta = {
+            "against": str(self.against),
+            "judge": self.judge,
+            "judge_prompt": self.judge_prompt,
+            "length_control": "logistic on tanh-scaled length difference; see docs/evaluation.md",
+        }
+        return Items(load_pairs(self.against, limit=limit, offset=offset), meta)
+
+    def prompt(self, item: dict[str, Any]) -> MessagesLike:
+        return str(item["instruction"])
+
+    async def work(self, harness: Harness, moa: MoA, item: dict[str, Any]) -> dict[str, Any]:
+        result, cost, wall = await harness.answer(moa, item["instruction"])
+        system, template = judge_prompt(self.judge_prompt)
+        ours, theirs = result.text, item["reference"]
+        verdicts: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        judge_tokens = 0  # the evaluation's cost, not the recipe's
+        for ours_first in (True, False):
+            a, b = (ours, theirs) if ours_first else (theirs, ours)
+            user = template.format(question=item["instruction"], answer_a=a, answer_b=b)
+            call, judged = await harness.judge(
+                self.judge,
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                max_tokens=self.judge_max_tokens,
+            )
+            verdict = parse_verdict(call.text)
+            win = "A" if ours_first else "B"
+            lose = "B" if ours_first else "A"
+            score = 1.0 if verdict == win else 0.0 if verdict == lose else 0.5
+            verdicts.append({"ours_first": ours_first, "verdict": verdict, "score": score})
+            calls.append(call_record(call))
+            judge_tokens += judged.input_tokens + judged.output_tokens
+        return {
+            **answer_fields(result, cost, wall),
+            "score": sum(v["score"] for v in verdicts) / 2,
+            "verdicts": verdicts,
+            "unparsed": sum(1 for v in verdicts if v["verdict"] is None),
+            "length": len(ours),
+            "reference_length": len(theirs),
+            "judge_calls": calls,
+            "judge_tokens": judge_tokens,
+        }
+
+    def summarize(
+        self,
+        variant: Variant,
+        records: Sequence[dict[str, Any]],
+        n: int,
+        timing: Sequence[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        return summarize(variant, records, n)
+
+    def heading(self, split: str, count: int, offset: int) -> str:
+        return f"Pairwise preference against {Path(self.against).name}, judged by {self.judge}"
+
+    def log_line(self, row: dict[str, Any], count: int) -> str:
+        return f"{row['name']}: win rate {row['win_rate']:.1f}% on {count}"
+
+
 async def evaluate(
     recipes: Sequence[RecipeLike],
     harness: Harness,
     *,
     against: str | Path,
     judge: str,
-    limit: int | None = 20,
-    offset: int = 0,
     judge_prompt_style: str = "pair-v2",
     judge_max_tokens: int = 512,
+    **options: Any,
 ) -> Report:
-    """Each recipe against the reference outputs, judged both ways round."""
-    items = load_pairs(against, limit=limit, offset=offset)
-    system, template = judge_prompt(judge_prompt_style)
-    rows = []
-    for source in recipes:
-        recipe = load_recipe(source)
-        variant = Variant(recipe.name, recipe, "recipe")
-
-        async def work(moa: Any, item: dict[str, Any]) -> dict[str, Any]:
-            result, cost, wall = await harness.answer(moa, item["instruction"])
-            ours, theirs = result.text, item["reference"]
-            verdicts: list[dict[str, Any]] = []
-            calls: list[dict[str, Any]] = []
-            judge_tokens = 0  # the evaluation's cost, not the recipe's
-            for ours_first in (True, False):
-                a, b = (ours, theirs) if ours_first else (theirs, ours)
-                user = template.format(question=item["instruction"], answer_a=a, answer_b=b)
-                call, judged = await harness.judge(
-                    judge,
-                    [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                    max_tokens=judge_max_tokens,
-                )
-                verdict = parse_verdict(call.text)
-                win = "A" if ours_first else "B"
-                lose = "B" if ours_first else "A"
-                score = 1.0 if verdict == win else 0.0 if verdict == lose else 0.5
-                verdicts.append({"ours_first": ours_first, "verdict": verdict, "score": score})
-                calls.append(call_record(call))
-                judge_tokens += judged.input_tokens + judged.output_tokens
-            return {
-                "text": ours,
-                "score": sum(v["score"] for v in verdicts) / 2,
-                "verdicts": verdicts,
-                "unparsed": sum(1 for v in verdicts if v["verdict"] is None),
-                "length": len(ours),
-                "reference_length": len(theirs),
-                "input_tokens": cost.input_tokens,
-                "output_tokens": cost.output_tokens,
-                "cost": cost.cost,
-                "seconds": cost.seconds,
-                "wall_s": round(wall, 3),
-                "cached_calls": cost.cached_calls,
-                "judge_calls": calls,
-                "judge_tokens": judge_tokens,
-                "trace": result.trace.to_dict(),
-            }
-
-        records, _ = await harness.run(variant, items, work)
-        rows.append(summarize(variant, records, len(items)))
-    meta = {
-        "benchmark": "pairwise",
-        "against": str(against),
-        "judge": judge,
-        "judge_prompt": judge_prompt_style,
-        "items": len(items),
-        "offset": offset,
-        "length_control": "logistic on tanh-scaled length difference; see docs/evaluation.md",
-    }
-    title = f"Pairwise preference against {Path(against).name}, judged by {judge}"
-    return write_report(harness.out_dir, Report(title=title, rows=rows, meta=meta, kind="winrate"))
+    """`moa.evals.runner.evaluate` on pairwise preference."""
+    bench = Pairwise(Path(against), judge, judge_prompt_style, judge_max_tokens)
+    return await run(bench, recipes, harness, **options)
 
 
 def summarize(variant: Variant, records: Sequence[dict[str, Any]], n: int) -> dict[str, Any]:

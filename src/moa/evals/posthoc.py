@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from moa.batch import read_results
-from moa.evals.gsm8k import variants_for
-from moa.evals.runner import Variant
+from moa.evals.variants import Variant, variants_for
 from moa.recipe import Recipe
 
 __all__ = ["Chooser", "chosen_records", "proposals", "selection_variant"]

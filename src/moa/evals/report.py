@@ -1,8 +1,8 @@
 """Reports: the same rows as JSON (for tools), Markdown (for people) and a PNG plot.
 
-Kinds of report and their columns: `accuracy` (GSM8K, HumanEval), `ifbench` (IFBench's strict
-and loose scores), `winrate` (pairwise), `score` (MT-Bench), `collab` (collaborativeness: each
-model alone and with the others' answers).
+Kinds of report and their columns: `accuracy` (GSM8K, HumanEval), `instructions` (IFEval's and
+IFBench's strict and loose scores), `winrate` (pairwise), `score` (MT-Bench), `collab`
+(collaborativeness: each model alone and with the others' answers).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from moa.redact import redact_data, redact_urls
 
 __all__ = ["Report", "markdown", "plot", "write_report"]
 
@@ -53,7 +55,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
         ("s/q", _wall),
         ("n", lambda r: str(r["n"])),
     ],
-    "ifbench": [
+    "instructions": [
         ("recipe", lambda r: str(r["name"])),
         ("prompt strict %", _pct("accuracy")),
         ("95% CI", _ci("ci_low", "ci_high")),
@@ -100,7 +102,7 @@ COLUMNS: dict[str, list[tuple[str, Fmt]]] = {
 # (x, y, y error low, y error high, y label, y scale) of the plot of each kind
 AXES: dict[str, tuple[str, str, str | None, str | None, str, float]] = {
     "accuracy": ("tokens", "accuracy", "ci_low", "ci_high", "accuracy (%)", 100.0),
-    "ifbench": ("tokens", "accuracy", "ci_low", "ci_high", "prompt-level strict (%)", 100.0),
+    "instructions": ("tokens", "accuracy", "ci_low", "ci_high", "prompt-level strict (%)", 100.0),
     "winrate": ("tokens", "win_rate", "ci_low", "ci_high", "win rate (%)", 1.0),
     "score": ("tokens", "score", "ci_low", "ci_high", "MT-Bench score (1-10)", 1.0),
 }
@@ -183,7 +185,8 @@ def plot(report: Report, path: Path) -> Path | None:
                 str(row["name"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7
             )
         ax.legend(fontsize=8, loc="best")
-        ax.set_xscale("log")
+        if all(row[x_key] > 0 for row in report.rows):  # a row of failed items has none
+            ax.set_xscale("log")
         plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(plain)
@@ -199,9 +202,13 @@ def plot(report: Report, path: Path) -> Path | None:
 
 
 def write_report(out_dir: str | Path, report: Report, *, stem: str = "report") -> Report:
-    """Write `<stem>.json`, `<stem>.md` and `<stem>.png` under `out_dir`."""
+    """Write `<stem>.json`, `<stem>.md` and `<stem>.png` under `out_dir`, with the credentials
+    of any URL in them (a model reference's base URL, in a row's name or recipe) hidden."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    report.title = redact_urls(report.title)
+    report.rows = redact_data(report.rows)
+    report.meta = redact_data(report.meta)
     data = {"title": report.title, "kind": report.kind, "meta": report.meta, "rows": report.rows}
     report.files["json"] = out / f"{stem}.json"
     report.files["json"].write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

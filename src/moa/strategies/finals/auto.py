@@ -24,7 +24,10 @@ class Auto(FinalRule):
         final: {rule: auto, number: {rule: vote, decide_early: {}}, code: behaviour, prose: first}
 
     While the last layer runs, the kind is read from the answers that have finished (from two
-    of them, unless they read as numbers) and that kind's rule may settle the layer early.
+    of them, unless they read as numbers, or from the one started first under
+    `decide_early: {start: 1}`) and that kind's rule may settle the layer early: with
+    `prose: {rule: first, decide_early: true}`, a greedy answer that reads as prose is the
+    outcome before the others start.
 
     Answers that call tools (where a request gives tools) are the `tool` kind when at least
     half of them do: its rule (`tool_vote` by default: the calls most answers make, ties to
@@ -71,8 +74,8 @@ class Auto(FinalRule):
             return None if why is None else f"the answers call tools: {why}"
         finished = [c.text or "" for c in ok]
         kind = answer_kind(finished)
-        if kind != "number" and len(finished) < min(2, len(calls)):
-            return None  # a kind other than numbers is read from two answers, not one
+        if kind != "number" and len(finished) < min(2, len(calls), self.start or len(calls)):
+            return None  # a kind other than numbers is read from two answers (or all started)
         rule = self.rule_for(kind)
         why = rule.settled(ctx, calls, read)
         if why is None or kind == "number":

@@ -7,6 +7,7 @@ from moa.strategies.finals.agreement import Agreement
 from moa.strategies.finals.auto import Auto
 from moa.strategies.finals.base import RULES, register
 from moa.strategies.finals.behaviour import Behaviour
+from moa.strategies.finals.checks import Checks
 from moa.strategies.finals.first import First
 from moa.strategies.finals.rank import Rank
 from moa.strategies.finals.synthesize import Synthesize
@@ -16,7 +17,7 @@ from moa.strategies.finals.vote import Vote
 
 __all__ = ["BUILT_IN", "RULES"]
 
-BUILT_IN = (Synthesize, Vote, Rank, First, Agreement, Usc, Behaviour, Auto, ToolVote)
+BUILT_IN = (Synthesize, Vote, Rank, First, Agreement, Usc, Behaviour, Checks, Auto, ToolVote)
 
 for _rule in BUILT_IN:
     register(_rule)

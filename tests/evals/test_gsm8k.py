@@ -18,6 +18,7 @@ from moa import FakeBackend
 from moa.errors import ConfigError
 from moa.evals import cli as eval_cli
 from moa.evals import collab, gsm8k, mt_bench, pairwise
+from moa.evals import runner as eval_runner
 from moa.evals.cli import app
 from moa.evals.runner import Harness, wilson
 from moa.recipe import load_recipe
@@ -465,9 +466,10 @@ def test_cli_bad_input_exits_2_and_a_bug_is_not_hidden(
     assert bad.exception is None or isinstance(bad.exception, SystemExit)
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
-        return {}["a bug"]
+        empty: dict[str, Any] = {}
+        return empty["a bug"]
 
-    monkeypatch.setattr(gsm8k, "evaluate", broken)
+    monkeypatch.setattr(eval_runner, "evaluate", broken)
     crashed = runner.invoke(app, ["gsm8k", "-r", "fake", "--out", str(tmp_path / "g")])
     assert isinstance(crashed.exception, KeyError)  # a bug stays a traceback, not "bad input"
     assert crashed.exit_code == 1

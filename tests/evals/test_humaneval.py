@@ -14,7 +14,8 @@ from moa import FakeBackend
 from moa.errors import ConfigError
 from moa.evals import humaneval
 from moa.evals.cli import app
-from moa.evals.runner import Harness, wilson
+from moa.evals.humaneval import HumanEval
+from moa.evals.runner import Harness, evaluate, wilson
 from moa.sandbox import SandboxLimits
 from moa.types import Request
 
@@ -95,8 +96,8 @@ async def test_evaluate_scores_each_variant_and_writes_the_report(tmp_path: Path
     fake.respond("good", solver(wrong=False))
     fake.respond("bad", solver(wrong=True))
     h = harness(tmp_path, fake)
-    report = await humaneval.evaluate(
-        [RECIPE], h, split="dev", limit=3, offset=26, kinds=["recipe", "select"]
+    report = await evaluate(
+        HumanEval(), [RECIPE], h, split="dev", limit=3, offset=26, kinds=["recipe", "select"]
     )
     await h.aclose()
     rows = {r["name"]: r for r in report.rows}
@@ -110,7 +111,7 @@ async def test_evaluate_scores_each_variant_and_writes_the_report(tmp_path: Path
     assert good["tokens"] > 0 and good["wall"] is not None
     assert {"json", "md", "png"} <= set(report.files)
     saved = json.loads(report.files["json"].read_text())
-    assert saved["meta"]["split"] == "dev" and saved["meta"]["problems"] == 3
+    assert saved["meta"]["split"] == "dev" and saved["meta"]["items"] == 3
     assert "| pair | 0.0 |" in report.files["md"].read_text()
     # chosen by behaviour among the two proposers' answers: the right one, every time
     chosen = rows["pair: behaviour selection"]

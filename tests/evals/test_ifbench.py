@@ -1,5 +1,5 @@
-"""IFBench: the shipped prompts, IFBench's own checkers working offline (strict and loose), the
-prompts left out and why, and the evaluation's plumbing on scripted models."""
+"""IFBench: the shipped prompts, IFBench's checkers (from if-verifiable) working offline, strict
+and loose, the prompts left out and why, and the evaluation's plumbing on scripted models."""
 
 from __future__ import annotations
 
@@ -11,36 +11,47 @@ from typer.testing import CliRunner
 
 from moa import FakeBackend
 from moa.errors import ConfigError
-from moa.evals import ifbench
+from moa.evals import checkers, ifbench
 from moa.evals.cli import app
-from moa.evals.runner import Harness
+from moa.evals.data import load_json_or_jsonl, packaged
+from moa.evals.harness import Harness
+from moa.evals.ifbench import IFBench
+from moa.evals.runner import evaluate
 from moa.types import Request
 
-ITEMS = {i["id"]: i for i in ifbench.load_prompts()[0]}
+BENCH = IFBench()
+ITEMS = {i["id"]: i for i in BENCH.prompts()[0]}
 
 
 def test_the_shipped_prompts_splits_and_the_left_out() -> None:
-    items, left_out = ifbench.load_prompts()
+    items, left_out = BENCH.prompts()
     assert len(items) + len(left_out) == 294
     assert len(left_out) == 18  # 12 need the stopwords corpus, 6 the POS tagger
-    raw = ifbench.load_json_or_jsonl(ifbench.packaged("ifbench_test.jsonl"))
+    raw = load_json_or_jsonl(packaged("ifbench_test.jsonl"))
     uses = {str(r["key"]): set(r["instruction_id_list"]) for r in raw}
-    assert all(uses[k] & set(ifbench.UNCHECKABLE) for k in left_out)
-    assert not any(uses[i["id"]] & set(ifbench.UNCHECKABLE) for i in items)
-    dev, dev_out = ifbench.load_prompts(split="dev")
-    held, held_out = ifbench.load_prompts(split="held-out")
+    assert all(uses[k] & set(checkers.UNCHECKABLE) for k in left_out)
+    assert not any(uses[i["id"]] & set(checkers.UNCHECKABLE) for i in items)
+    dev, dev_out = BENCH.prompts(split="dev")
+    held, held_out = BENCH.prompts(split="held-out")
     assert len(dev) + len(dev_out) == 147 and len(held) + len(held_out) == 147
     assert {i["id"] for i in dev}.isdisjoint(i["id"] for i in held)
     assert dev[0]["id"] == "0" and all(None not in kw.values() for kw in dev[0]["kwargs"])
     with pytest.raises(ConfigError, match="unknown split"):
-        ifbench.load_prompts(split="train")
+        BENCH.prompts(split="train")
 
 
-def test_words_are_nltks_without_a_download() -> None:
-    from moa.evals._ifbench.instructions_util import word_tokenize
+def test_words_are_nltks_without_a_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nltk
 
+    def no_network(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("nltk tried to download")
+
+    checkers.registry.cache_clear()
+    monkeypatch.setattr(nltk, "download", no_network)
+    checkers.registry("ifbench")  # imports the checkers, which ask nltk for its data
+    assert nltk.download is no_network  # the hook is given back as it was
     # the Punkt model knows 'dr' as an abbreviation: an untrained one would end a sentence there
-    assert word_tokenize("Dr. Smith went home. He slept.") == [
+    assert nltk.word_tokenize("Dr. Smith went home. He slept.") == [
         "Dr.",
         "Smith",
         "went",
@@ -71,9 +82,7 @@ def test_loose_forgives_a_first_line_strict_does_not() -> None:
 
 
 def data_file(tmp_path: Path) -> Path:
-    raw = {
-        str(r["key"]): r for r in ifbench.load_json_or_jsonl(ifbench.packaged("ifbench_test.jsonl"))
-    }
+    raw = {str(r["key"]): r for r in load_json_or_jsonl(packaged("ifbench_test.jsonl"))}
     path = tmp_path / "ifbench.jsonl"
     path.write_text("".join(json.dumps(raw[k]) + "\n" for k in ("0", "171", "288", "289")))
     return path
@@ -98,8 +107,8 @@ async def test_evaluate_scores_strict_and_loose_and_names_the_left_out(tmp_path:
         progress=False,
         log=lambda _: None,
     )
-    report = await ifbench.evaluate(
-        [recipe], h, data=data_file(tmp_path), split="all", kinds=["alone", "select"]
+    report = await evaluate(
+        BENCH, [recipe], h, data=data_file(tmp_path), split="all", kinds=["alone", "select"]
     )
     await h.aclose()
     rows = {r["name"]: r for r in report.rows}
