@@ -300,6 +300,23 @@ def test_schema_problems_follow_refs_and_combinations() -> None:
         check_schema(deep, "s")
 
 
+def test_a_property_may_be_called_type_and_enum_values_are_data() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "type": {"enum": ["black", {"type": "anything"}]},
+            "$ref": {"type": "integer"},
+        },
+        "required": ["type"],
+    }
+    check_schema(schema, "s")  # BFCL's uber_ride has a parameter named "type"
+    assert problems({"type": "black", "$ref": 1}, schema) == []
+    with pytest.raises(ConfigError, match=r"s\.properties\.type\.type: unknown type 'str'"):
+        check_schema({"type": "object", "properties": {"type": {"type": "str"}}}, "s")
+    with pytest.raises(ConfigError, match=r"s\.type: expected a type name"):
+        check_schema({"type": {"type": "string"}}, "s")
+
+
 # canonical calls and loops ---------------------------------------------------------------
 def test_calls_are_the_same_action_whatever_their_ids_order_or_spacing() -> None:
     a = [ToolCall("1", "lookup", '{"key": "a", "n": 1}'), ToolCall("2", "weather", "{}")]

@@ -184,21 +184,32 @@ def _number(value: float, schema: Mapping[str, Any], path: str, out: list[str]) 
         out.append(f"{path}: not a finite number")
 
 
+NAMED = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+"""Keywords whose value maps names to schemas."""
+DATA = frozenset({"enum", "const", "default", "examples"})
+"""Keywords whose value is data, not a schema."""
+
+
 def check_schema(schema: Any, where: str) -> None:
     """A ConfigError naming `where` unless `schema` is an object schema this module can read:
     a mapping, nested at most MAX_SCHEMA_DEPTH deep, with known `type` names and local refs."""
     if not isinstance(schema, Mapping):
         raise ConfigError(f"{where}: a JSON schema must be an object")
-    level: list[tuple[Any, str]] = [(schema, where)]
+    level: list[tuple[Any, str, bool]] = [(schema, where, False)]  # (node, where, names?)
     for _ in range(MAX_SCHEMA_DEPTH + 1):
-        below: list[tuple[Any, str]] = []
-        for node, at in level:
+        below: list[tuple[Any, str, bool]] = []
+        for node, at, names in level:
             if isinstance(node, list):
-                below.extend((item, f"{at}[{i}]") for i, item in enumerate(node))
+                below.extend((item, f"{at}[{i}]", False) for i, item in enumerate(node))
                 continue
             if not isinstance(node, Mapping):
                 continue
+            if names:  # {name: schema}: a property may be called "type" or "$ref"
+                below.extend((v, f"{at}.{k}", False) for k, v in node.items())
+                continue
             kinds = node.get("type")
+            if kinds is not None and not isinstance(kinds, (str, list)):
+                raise ConfigError(f"{at}.type: expected a type name or a list of them")
             for kind in [kinds] if isinstance(kinds, str) else kinds or ():
                 if kind not in TYPES:
                     raise ConfigError(
@@ -210,7 +221,9 @@ def check_schema(schema: Any, where: str) -> None:
                     f"{at}.$ref: only refs inside the schema (#/$defs/...) are allowed"
                 )
             below.extend(
-                (v, f"{at}.{k}") for k, v in node.items() if isinstance(v, (Mapping, list))
+                (v, f"{at}.{k}", k in NAMED)
+                for k, v in node.items()
+                if isinstance(v, (Mapping, list)) and k not in DATA
             )
         if not below:
             return
