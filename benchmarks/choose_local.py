@@ -51,6 +51,7 @@ from moa.strategies.agreement import most_agreed
 from moa.strategies.behaviour import select_by_behaviour
 from moa.strategies.read import answer_kind, extractor
 from moa.strategies.tally import mean_weight, tally
+from moa.types import ToolCall
 
 KINDS = ("number", "code", "prose")
 READ = extractor("number", None)
@@ -120,6 +121,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
     known = problems(bench, split)
     score = scorer(bench)
     items: list[Item] = []
+    bench_ = benchmark_class(bench)()
     path = results_file(out, name)
     if path is None:
         return items
@@ -128,11 +130,12 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
             (c for c in record["trace"]["calls"] if c["role"] == "proposer"),
             key=lambda c: c["index"],
         )
-        if not record.get("ok") or len(calls) != 4 or not all(c["text"] for c in calls):
+        answers = [bench_.answer_text(c["text"], tool_calls(c)) for c in calls]
+        if not record.get("ok") or len(calls) != 4 or not all(answers):
             continue
         problem = known[key]
-        asked = benchmark_class(bench)().prompt(problem)
-        texts = [str(c["text"]) for c in calls]
+        asked = bench_.prompt(problem)
+        texts = [str(t) for t in answers]
         scores = [score(problem, t) for t in texts]
         items.append(
             Item(
@@ -149,6 +152,11 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
             )
         )
     return items
+
+
+def tool_calls(call: dict[str, Any]) -> list[ToolCall]:
+    """The tool calls of a trace's call (as the trace writes them)."""
+    return [ToolCall(c["id"], c["name"], c["arguments"]) for c in call.get("tool_calls") or ()]
 
 
 # the rules: each returns the index of the answer it picks ----------------------------------

@@ -35,7 +35,7 @@ async def harvest(args: argparse.Namespace) -> None:
     h = Harness(out_dir=args.out, concurrency=args.concurrency, progress=False)
 
     async def work(moa: Any, item: dict[str, Any]) -> dict[str, Any]:
-        result, cost, wall = await h.answer(moa, bench.prompt(item))
+        result, cost, wall = await h.answer(moa, bench.prompt(item), **bench.request(item))
         return answer_fields(result, cost, wall)
 
     try:

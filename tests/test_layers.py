@@ -16,7 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         *("prompts", "events", "cost", "catalog"),
     ),
     ("backends",),
-    ("providers", "resolver", "cache", "agent"),
+    ("providers", "resolver", "meter", "cache", "agent"),
     ("strategies",),
     ("recipe", "plan"),
     ("call",),

@@ -12,14 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from moa import FakeBackend
+from moa.backends.fake import Reply, call
 from moa.errors import ConfigError
 from moa.evals import bfcl_data
-from moa.evals.bfcl import BFCL, canonical, number_of, read_calls
+from moa.evals.bfcl import BFCL, canonical, number_of, read_calls, tools_of, write_calls
 from moa.evals.bfcl_check import check
 from moa.evals.cli import app
 from moa.evals.harness import Harness
 from moa.evals.runner import evaluate
-from moa.types import Request
+from moa.types import Request, ToolCall
 
 AREA = {
     "name": "geometry.area",
@@ -163,7 +164,8 @@ async def test_evaluate_mixes_categories_and_scores_by_category(tmp_path: Path) 
         progress=False,
         log=lambda _: None,
     )
-    report = await evaluate(BFCL(), [recipe], h, data=data, split="dev", kinds=["recipe"])
+    bench = BFCL(offer="words")
+    report = await evaluate(bench, [recipe], h, data=data, split="dev", kinds=["recipe"])
     await h.aclose()
     (row,) = report.rows
     # dev: ids 0 and 2 of each category, taken in turn
@@ -179,6 +181,62 @@ async def test_evaluate_mixes_categories_and_scores_by_category(tmp_path: Path) 
     assert records[1]["reason"] == "a call was made"
 
 
+def test_functions_become_tools_and_tool_calls_are_written_as_bfcls_list() -> None:
+    (tool,) = tools_of([AREA])
+    assert tool["function"]["name"] == "geometry_area"  # tool APIs allow no '.'
+    assert tool["function"]["parameters"]["type"] == "object"  # BFCL's 'dict'
+    assert tool["function"]["parameters"]["properties"]["height"] == {"type": "number"}
+    made = [ToolCall("a", "geometry_area", '{"base": 10, "height": 5, "unit": "square meters"}')]
+    text = write_calls(made)
+    assert text == "[geometry_area(base=10, height=5, unit='square meters')]"
+    assert BFCL().score({"category": "simple_python", "function": [AREA], "answer": ANSWER}, text)[
+        "correct"
+    ]
+    assert write_calls([ToolCall("a", "f", "[1]")]) is None  # arguments must be an object
+    assert BFCL().answer_text("I cannot help with that.", []) == "[]"  # no call made
+    assert BFCL(offer="words").answer_text("[f(x=1)]", []) == "[f(x=1)]"
+
+
+def tool_caller(request: Request) -> Reply:
+    assert [t.name for t in request.act.tools] == ["geometry_area"] if request.act else False
+    question = str(request.messages[-1].content)
+    if "weather" in question:
+        return Reply("No function fits.")  # none called where none fits: right
+    base = int(question.split("base ")[1].split(",")[0])
+    return Reply(tool_calls=[call("geometry_area", {"base": base, "height": 2})])
+
+
+async def test_a_mixtures_tool_calls_are_scored_and_its_proposers_vote(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    fake = FakeBackend()
+    fake.respond("caller", tool_caller)
+    fake.respond("wrong", Reply(tool_calls=[call("geometry_area", {"base": 99, "height": 2})]))
+    recipe = {
+        "name": "tv",
+        "layers": [{"agents": ["fake:caller", "fake:wrong", "fake:caller"]}],
+        "aggregator": "fake:caller",
+        "strategy": {"final": "tool_vote"},
+    }
+    h = Harness(
+        out_dir=tmp_path / "out",
+        cache=False,
+        backends={"fake": fake},
+        progress=False,
+        log=lambda _: None,
+    )
+    kinds = ["recipe", "alone", "select"]
+    report = await evaluate(BFCL(), [recipe], h, data=data, split="dev", kinds=kinds)
+    await h.aclose()
+    rows = {r["name"]: r for r in report.rows}
+    assert (rows["tv"]["n"], rows["tv"]["correct"]) == (4, 4)
+    assert rows["tv"]["categories"] == {"irrelevance": 1.0, "simple_python": 1.0}
+    assert rows["wrong (T=0.7) alone"]["categories"] == {"irrelevance": 0.0, "simple_python": 0.0}
+    assert rows["tv: vote on calls"]["correct"] == 4  # two of three proposers make the call
+    record = json.loads((h.out_dir / rows["tv"]["file"]).read_text().splitlines()[0])
+    assert record["text"] == "[geometry_area(base=0, height=2)]" and record["reply"] == ""
+    assert [c["name"] for c in record["trace"]["calls"][0]["tool_calls"]] == ["geometry_area"]
+
+
 def test_cli_bfcl_and_a_bad_category(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path / "cache"))
     data = write_data(tmp_path / "data")
@@ -189,6 +247,8 @@ def test_cli_bfcl_and_a_bad_category(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "BFCL (dev)" in result.output and "| fake |" in result.output
     bad = runner.invoke(app, [*args, "--category", "java"])
     assert bad.exit_code == 2 and "unknown BFCL category 'java'" in bad.output
+    bad = runner.invoke(app, [*args, "--offer", "telepathy"])
+    assert bad.exit_code == 2 and "--offer: use tools or words" in bad.output
     with pytest.raises(ConfigError, match="unknown BFCL category"):
         bfcl_data.load_category("java", data)
 

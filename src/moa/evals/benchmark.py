@@ -27,7 +27,7 @@ from moa.errors import ConfigError
 from moa.evals.harness import Harness, answer_fields
 from moa.evals.stats import wilson
 from moa.evals.variants import Variant
-from moa.types import MessagesLike
+from moa.types import MessagesLike, ToolCall
 
 __all__ = ["SPLITS", "Benchmark", "Items", "check_split", "cost_columns", "wall_time", "window"]
 
@@ -120,6 +120,16 @@ class Benchmark:
     def prompt(self, item: dict[str, Any]) -> MessagesLike:
         raise NotImplementedError
 
+    def request(self, item: dict[str, Any]) -> dict[str, Any]:
+        """What the run is given beside the prompt: `tools`, `tool_choice`, `response_format`
+        (`moa.engine.MoA.arun`'s keyword arguments); nothing by default."""
+        return {}
+
+    def answer_text(self, text: str | None, tool_calls: Sequence[ToolCall]) -> str | None:
+        """The text of an answer that is scored (and compared among answers): its text by
+        default; a benchmark of tool calls writes its calls out here."""
+        return text
+
     def score(self, item: dict[str, Any], text: str | None) -> dict[str, Any]:
         """The fields a record of this answer carries, `correct` among them."""
         raise NotImplementedError
@@ -129,9 +139,13 @@ class Benchmark:
 
     async def work(self, harness: Harness, moa: MoA, item: dict[str, Any]) -> dict[str, Any]:
         """Answer one item and score the answer (in a thread: scorers may run programs)."""
-        result, cost, wall = await harness.answer(moa, self.prompt(item))
-        scored = await asyncio.to_thread(self.score, item, result.text)
-        return {**scored, **answer_fields(result, cost, wall)}
+        result, cost, wall = await harness.answer(moa, self.prompt(item), **self.request(item))
+        text = self.answer_text(result.text, result.tool_calls)
+        scored = await asyncio.to_thread(self.score, item, text)
+        fields = answer_fields(result, cost, wall)
+        if text != result.text:
+            fields |= {"text": text, "reply": result.text}
+        return {**scored, **fields}
 
     def correct(self, record: dict[str, Any]) -> bool:
         return bool(record.get("correct"))

@@ -3,11 +3,14 @@ recipe call the right function with the right arguments, several at once, or non
 fits? Scored offline by our checker (`moa.evals.bfcl_check`, checked against bfcl-eval's own),
 on the data of the `bfcl-eval` wheel (`moa.evals.bfcl_data`, fetched at first use).
 
-Until the recipe's own tool calls are read (the tool-calling issue), the functions are put to
-the model in words, as BFCL does for models prompted without a tool API: their JSON
-descriptions in a system message, and the answer asked for as a Python list of calls,
-`[name(param=value, ...)]`, or `[]`; the answer's calls are read from that list with Python's
-`ast` (nothing is run).
+The functions are the run's tools (`--offer tools`, the default): the recipe's answer is its
+tool calls, as an agent would receive them (a '.' in a function's name reads as '_', as tool
+APIs require; BFCL's types become JSON Schema's); an answer without calls made none. With
+`--offer words` they are put to the model in words, as BFCL does for models prompted without a
+tool API: their JSON descriptions in a system message, and the answer asked for as a Python
+list of calls, `[name(param=value, ...)]`, or `[]`. Either way an answer's calls are scored as
+that list (tool calls are written out in it, `write_calls`) and read back with Python's `ast`
+(nothing is run).
 
 Splits: `dev` is the items with an even number in their id, `held-out` the odd ones. Items of
 the chosen categories (`--category`, repeatable; default all) are taken in turn, one of each
@@ -26,13 +29,14 @@ from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any, ClassVar
 
+from moa.errors import ConfigError
 from moa.evals.benchmark import SPLITS, Benchmark, Items, window
 from moa.evals.bfcl_check import check, standard
 from moa.evals.bfcl_data import CATEGORIES, VERSION, data_dir, load_category
 from moa.strategies.tally import tally
-from moa.types import MessagesLike
+from moa.types import MessagesLike, ToolCall
 
-__all__ = ["BFCL", "SYSTEM", "canonical", "number_of", "read_calls"]
+__all__ = ["BFCL", "SYSTEM", "canonical", "number_of", "read_calls", "tools_of", "write_calls"]
 
 SYSTEM = (
     "You can call these functions (JSON descriptions):\n{functions}\n\n"
@@ -137,6 +141,55 @@ def read_calls(text: str | None) -> list[dict[str, dict[str, Any]]] | None:
         return None
 
 
+SCHEMA_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
+"""BFCL's own type names and JSON Schema's; `any` means no type."""
+
+
+def _schema(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _schema(v) for k, v in node.items()}
+    kind = node.get("type")
+    if kind == "any":
+        del out["type"]
+    elif isinstance(kind, str):
+        out["type"] = SCHEMA_TYPES.get(kind, kind)
+    return out
+
+
+def tools_of(functions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BFCL's function descriptions as OpenAI's tools."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": f["name"].replace(".", "_"),
+                "description": f.get("description", ""),
+                "parameters": _schema(f["parameters"]),
+            },
+        }
+        for f in functions
+    ]
+
+
+def write_calls(calls: Sequence[ToolCall]) -> str | None:
+    """Tool calls as BFCL's Python list of calls (`read_calls` reads them back); None when an
+    argument list is not a JSON object."""
+    parts = []
+    for call in calls:
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            return None
+        if not isinstance(arguments, dict):
+            return None
+        given = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        parts.append(f"{call.name}({given})")
+    return "[" + ", ".join(parts) + "]"
+
+
 @dataclass
 class BFCL(Benchmark):
     """BFCL (Python AST categories): the share of items where each recipe calls the right
@@ -153,6 +206,18 @@ class BFCL(Benchmark):
     category: list[str] | None = field(
         default=None, metadata={"help": "Only these categories (repeatable; default: all)."}
     )
+    offer: str = field(
+        default="tools",
+        metadata={
+            "help": "How the functions are offered: tools (the run's tools; its tool calls "
+            "are scored) or words (a system message; a Python list of calls is read from "
+            "the answer).",
+        },
+    )
+
+    def check(self) -> None:
+        if self.offer not in ("tools", "words"):
+            raise ConfigError(f"--offer: use tools or words, not {self.offer!r}")
 
     def load(self, data: Path | None, *, split: str, limit: int | None, offset: int) -> Items:
         folder = data or data_dir()
@@ -171,13 +236,27 @@ class BFCL(Benchmark):
         return Items(window(mixed, limit, offset), meta)
 
     def prompt(self, item: dict[str, Any]) -> MessagesLike:
+        if self.offer == "tools":
+            return list(item["question"])
         functions = json.dumps(item["function"], ensure_ascii=False)
         system = {"role": "system", "content": SYSTEM.format(functions=functions)}
         return [system, *item["question"]]
 
+    def request(self, item: dict[str, Any]) -> dict[str, Any]:
+        if self.offer == "tools":
+            return {"tools": tools_of(item["function"]), "tool_choice": "auto"}
+        return {}
+
+    def answer_text(self, text: str | None, tool_calls: Sequence[ToolCall]) -> str | None:
+        if self.offer == "words":
+            return text
+        return write_calls(tool_calls) if tool_calls else "[]"  # no call made
+
     def score(self, item: dict[str, Any], text: str | None) -> dict[str, Any]:
         calls = read_calls(text)
-        verdict = check(item["category"], item["function"], calls, item["answer"] or [])
+        answer = item["answer"] or []
+        dots = self.offer == "words"
+        verdict = check(item["category"], item["function"], calls, answer, dots=dots)
         return {
             "category": item["category"],
             "calls": calls,

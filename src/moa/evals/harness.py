@@ -145,11 +145,14 @@ class Harness:
         done = read_results(out)
         return [done[str(item["id"])] for item in items if str(item["id"]) in done], summary
 
-    async def answer(self, moa: MoA, messages: MessagesLike) -> tuple[Result, ItemCost, float]:
-        """One run of a recipe with its cost (as if uncached) and the wall time it took now."""
+    async def answer(
+        self, moa: MoA, messages: MessagesLike, **act: Any
+    ) -> tuple[Result, ItemCost, float]:
+        """One run of a recipe with its cost (as if uncached) and the wall time it took now;
+        `act` (tools, tool_choice, response_format) goes to the run."""
         with recording() as ledger:
             start = time.monotonic()
-            result = await moa.arun(messages)
+            result = await moa.arun(messages, **act)
             wall = time.monotonic() - start
         return (
             result,
