@@ -349,7 +349,38 @@ async def test_the_local_recipe_acts_with_its_four_answers_and_votes_on_their_ca
     assert len(fake.requests(model)) == 4 and all(r.act is not None for r in fake.requests(model))
     errors = [c.error_type for c in result.trace.calls]
     assert errors == [None, None, "Cancelled", "Cancelled"]  # 2 of 4 and the tie: decided
-    assert any("the answers call tools: the tool vote is decided" in n for n in result.trace.notes)
+    assert any("the request gives tools: the tool vote is decided" in n for n in result.trace.notes)
+
+
+@pytest.mark.parametrize("greedy", ["call", "text"])
+async def test_a_greedy_first_tool_rule_starts_only_the_greedy_answer_where_tools_are_given(
+    greedy: str,
+) -> None:
+    """`tool: {rule: first, decide_early: true}`: with tools, the greedy answer alone runs and
+    is the outcome, a call or not; without tools, the four start as the other rules ask."""
+    from moa.recipe import load_recipe
+
+    final = {"rule": "auto", "number": "vote", "tool": {"rule": "first", "decide_early": True}}
+    base = load_recipe("local").model_dump(exclude_defaults=True)
+    recipe = load_recipe({**base, "strategy": {"final": final}})
+    model = "local:qwen2.5-coder-1.5b-instruct"
+
+    def by_seed(request: Request) -> Reply | str:
+        if request.settings.seed is None and greedy == "text":
+            return "No tool fits: alpha is a letter."
+        return lookup("alpha", f"g{request.settings.seed}") if request.act else "Answer: 7"
+
+    fake = FakeBackend().respond(model, by_seed)
+    moa = MoA(recipe.dry_run(), backends={"fake": fake})
+    result = await moa.arun("What is alpha?", tools=TOOLS)
+    assert len(fake.requests(model)) == 1
+    if greedy == "call":
+        assert [c.id for c in result.tool_calls] == ["gNone"]
+    else:
+        assert result.text == "No tool fits: alpha is a letter." and not result.tool_calls
+    assert any("the request gives tools: the first answer is in" in n for n in result.trace.notes)
+    plain = await moa.arun("What is 3 + 4?")
+    assert plain.text == "Answer: 7" and len(fake.requests(model)) == 5  # all four started
 
 
 async def test_an_empty_answer_of_an_acting_call_is_repaired_not_retried_blindly() -> None:

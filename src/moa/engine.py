@@ -288,6 +288,7 @@ class MoA:
             call=side_call,
             notes=run.trace.notes,
             conversation=messages,
+            tools=act is not None and act.calls_tools,
         )
         answers = Answers([])
         reused = self._advice.get(turn) if turn and messages[-1].role == "tool" else None

@@ -54,7 +54,8 @@ async def run_layer(
             )
         )
 
-    tasks = [launch(i) for i in range(min(layer.start or len(calls), len(calls)))]
+    first = layer.tool_start if act is not None and act.calls_tools else layer.start
+    tasks = [launch(i) for i in range(min(first or len(calls), len(calls)))]
     pending = set(tasks)
     grace_until: float | None = None
     reason = "cancelled"

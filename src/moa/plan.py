@@ -39,6 +39,8 @@ class LayerPlan:
     start: int | None = None
     """How many agents start at once; the others start only if the strategy has not decided
     the outcome when those have finished (decide_early's `start`). None: all of them."""
+    tool_start: int | None = None
+    """The same for a run whose request gives tools (the final rule's `tool_start`)."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ def compile_recipe(source: Plan | Recipe | str | Path | Mapping[str, Any]) -> Pl
     aggregator = recipe.aggregator.with_defaults(recipe.defaults("aggregator"))
     strategy = recipe.strategy
     final = strategy.final
-    if layers and (final.logprobs or final.start is not None):
+    if layers and (final.logprobs or final.start is not None or final.tool_start is not None):
         last = layers[-1]
         asked = last.agents
         if final.logprobs:  # the votes need each answer's logprobs
             asked = tuple(a.with_defaults(Settings(logprobs=True)) for a in asked)
-        layers = (*layers[:-1], replace(last, agents=asked, start=final.start))
+        started = replace(last, agents=asked, start=final.start, tool_start=final.tool_start)
+        layers = (*layers[:-1], started)
     judges = [Agent(model=ref) for ref in strategy.judges()]
     called = [*(a for layer in layers for a in layer.agents), aggregator, *judges]
     models = tuple(dict.fromkeys(ref for a in called for ref in (a.model, *a.fallbacks)))

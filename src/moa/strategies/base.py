@@ -78,6 +78,8 @@ class StepContext:
     conversation: Sequence[Message] = ()
     """The whole conversation, tool turns included: what the final call is shown (empty:
     `messages`)."""
+    tools: bool = False
+    """Whether the request gives tools the final may call."""
 
     @property
     def final_messages(self) -> Sequence[Message]:

@@ -31,7 +31,10 @@ class Auto(FinalRule):
 
     Answers that call tools (where a request gives tools) are the `tool` kind when at least
     half of them do: its rule (`tool_vote` by default: the calls most answers make, ties to
-    the greedy answer's) picks among them."""
+    the greedy answer's) picks among them. Where the request gives tools, the tool rule is
+    asked first whether the layer is settled, and its start applies: with
+    `tool: {rule: first, decide_early: true}` only the greedy answer starts, and it is the
+    outcome, a call or not (the others start only if it fails)."""
 
     name = "auto"
     number: RuleField = Vote()
@@ -65,10 +68,16 @@ class Auto(FinalRule):
     def start(self) -> int | None:
         return self.number.start
 
+    @property
+    def tool_start(self) -> int | None:
+        return self.tool.start
+
     def settled(self, ctx: StepContext, calls: Sequence[Call], read: Reader) -> str | None:
         ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
         ok = [calls[i] for i in ended if calls[i].ok]
+        if ctx.tools and (why := self.tool.settled(ctx, calls, read)):
+            return f"the request gives tools: {why}"  # its rule weighs text answers too
         if ok and sum(1 for c in ok if c.tool_calls) * 2 >= len(ok):
             why = self.tool.settled(ctx, calls, read)
             return None if why is None else f"the answers call tools: {why}"

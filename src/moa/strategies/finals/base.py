@@ -66,6 +66,11 @@ class FinalRule(BaseModel):
         return None
 
     @property
+    def tool_start(self) -> int | None:
+        """The same where the request gives tools."""
+        return self.start
+
+    @property
     def chooses(self) -> bool:
         """Whether the rule picks one of the last layer's answers as it is (no synthesis).
         Where a request gives tools or a response format, the last layer's agents then act

@@ -14,10 +14,14 @@ __all__ = ["First"]
 
 class First(FinalRule):
     """The first answer of the last layer (its greedy one, where there is one). With
-    `decide_early`, the answers still running stop once it is in."""
+    `decide_early`, only the first starts; the others start only if it fails."""
 
     name = "first"
     decide_early: bool = False
+
+    @property
+    def start(self) -> int | None:
+        return 1 if self.decide_early else None
 
     def settled(self, ctx: StepContext, calls: Sequence[Call], read: Reader) -> str | None:
         if self.decide_early and calls and calls[0].ok:
