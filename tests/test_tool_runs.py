@@ -383,6 +383,24 @@ async def test_a_greedy_first_tool_rule_starts_only_the_greedy_answer_where_tool
     assert plain.text == "Answer: 7" and len(fake.requests(model)) == 5  # all four started
 
 
+async def test_long_tool_results_are_cut_to_the_acting_calls_window_not_refused() -> None:
+    """Three 1,500-word tool results and a 2,000-token window: the references see a digest
+    trimmed as before, and the acting call gets the results cut fairly, pairs intact."""
+    fake = FakeBackend(window=2000)
+    fake.respond("agg", "alpha is 391")
+    long = [(k, f"{k} " + "word " * 1500) for k in ("alpha", "beta", "gamma")]
+    result = await MoA(MOA_LITE, backends={"fake": fake}).arun(history(*long), tools=TOOLS)
+    assert result.text == "alpha is 391"
+    ((_, sent),) = [(m, r) for m, r in fake.calls if m == "agg"]
+    tools = [m for m in sent.messages if m.role == "tool"]
+    assert [m.tool_call_id for m in tools] == ["c0", "c1", "c2"]
+    assert all(m.content.endswith("[... trimmed to fit the context window]") for m in tools)
+    assert all(m.content.startswith(k) for m, (k, _) in zip(tools, long, strict=True))
+    final = next(c for c in result.trace.calls if c.role == "aggregator")
+    assert final.trimmed is not None
+    assert [t["index"] for t in final.trimmed["tool_results"]] == [1, 2, 3]
+
+
 async def test_an_empty_answer_of_an_acting_call_is_repaired_not_retried_blindly() -> None:
     fake = FakeBackend().enqueue("agg", "", "alpha is 391")
     result = await MoA(MOA_LITE, backends={"fake": fake}).arun(

@@ -26,7 +26,7 @@ from typing import Any
 
 from moa.agent import Agent
 from moa.backends.base import Backend, Fold
-from moa.context import estimate_tokens, fit
+from moa.context import Trim, estimate_tokens, fit
 from moa.errors import (
     AgentFailure,
     BackendError,
@@ -73,6 +73,13 @@ class Run:
 
     def remaining(self) -> float | None:
         return None if self.deadline_at is None else self.deadline_at - time.monotonic()
+
+
+def _trims(trims: Sequence[Trim]) -> list[dict[str, int]]:
+    return [
+        {"index": t.index, "tokens_before": t.tokens_before, "tokens_after": t.tokens_after}
+        for t in trims
+    ]
 
 
 def failures(call: Call) -> list[AgentFailure]:
@@ -219,33 +226,39 @@ class Caller:
             return counted if counted is not None else estimate_tokens(text)
 
         reserve = agent.max_tokens or 512
-        base = brief.render([], []) if references or facts else brief.render()
         overhead = 8 * (len(brief.messages) + 1) + 4 * (len(references) + len(facts))
-        base_tokens = sum(count(m.content) for m in base) + overhead
+
+        def base_of(brief: Brief) -> tuple[list[Message], int]:
+            base = brief.render([], []) if references or facts else brief.render()
+            return base, sum(count(m.content) for m in base) + overhead
+
+        base, base_tokens = base_of(brief)
         budget = window - reserve - base_tokens
+        results = [i for i, m in enumerate(brief.messages) if m.role == "tool"]
+        result_trims: list[Trim] = []
+        if budget < 0 and results:  # what tools returned is cut before the call is refused
+            texts = [brief.messages[i].content for i in results]
+            kept, result_trims = fit(texts, sum(count(t) for t in texts) + budget, count)
+            messages = list(brief.messages)
+            for i, text in zip(results, kept, strict=True):
+                messages[i] = replace(messages[i], content=text)
+            brief = brief.with_messages(messages)
+            base, base_tokens = base_of(brief)
+            budget = window - reserve - base_tokens
         if budget < 0:
             raise ContextLengthError(
                 f"the conversation needs about {base_tokens} tokens and {reserve} are kept for "
                 f"the answer, more than the context window of {window}",
                 model=ref,
             )
-        if not references and not facts:
-            return base, None
-        kept, trims = fit([*references, *facts], budget, count)
+        kept, trims = fit([*references, *facts], budget, count) if references or facts else ([], [])
         info = None
-        if trims:
-            info = {
-                "window": window,
-                "budget": budget,
-                "references": [
-                    {
-                        "index": t.index,
-                        "tokens_before": t.tokens_before,
-                        "tokens_after": t.tokens_after,
-                    }
-                    for t in trims
-                ],
-            }
+        if trims or result_trims:
+            info = {"window": window, "budget": budget, "references": _trims(trims)}
+            if result_trims:  # indexes count the conversation's tool messages from 1
+                info["tool_results"] = _trims(result_trims)
+        if not references and not facts:
+            return base, info
         return brief.render(kept[: len(references)], kept[len(references) :]), info
 
     async def _attempts(
