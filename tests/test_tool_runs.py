@@ -154,8 +154,13 @@ async def test_a_bad_call_is_repaired_once_with_the_mistake_shown() -> None:
         "assistant", '{"name": "lookpu", "arguments": {"key": "a"}}'
     )
     assert "'lookpu', which is not a declared tool (lookup)" in second.messages[-1].content
+    # under tool_choice auto, text is allowed: a model is never pushed into inventing a call
+    assert "if none of them fits, answer in text" in second.messages[-1].content
     (agg,) = [c for c in result.trace.calls if c.role == "aggregator"]
     assert [a.error_type for a in agg.attempts] == ["BadAnswer", None]
+    fake.enqueue("agg", '{"name": "lookpu", "arguments": {}}', lookup("a"))
+    await MoA(MOA_LITE, backends={"fake": fake}).arun("q", tools=TOOLS, tool_choice="required")
+    assert "if none of them fits" not in fake.requests("agg")[-1].messages[-1].content
 
 
 async def test_a_second_bad_answer_fails_the_call_naming_the_problem() -> None:

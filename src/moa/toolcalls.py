@@ -214,6 +214,8 @@ def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Mess
     if act.calls_tools:
         names = ", ".join(t.name for t in act.tools)
         how = f": to call a tool ({names}), give its name and a JSON object of arguments"
+        if act.tool_choice == "auto":  # never pushed into a call where none fits
+            how += "; if none of them fits, answer in text without calling a tool"
     elif act.response_format is not None:
         how = ": only the JSON, nothing around it"
     elif act.tools:
