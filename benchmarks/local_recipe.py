@@ -20,23 +20,27 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moa.engine import MoA
 from moa.evals.registry import benchmark_class
 from moa.evals.runner import load_items
+from moa.types import MessagesLike, ToolCall
 
 GREEDY = Path(__file__).parent / "recipes" / "qwen1.5b-greedy.yaml"
 QUESTION = "What is 17 * 23? Answer briefly."
 
 
-def timed(moa: MoA, prompt: str) -> tuple[float, str, list[int]]:
+def timed(moa: MoA, problem: Problem) -> tuple[float, str, list[int]]:
+    """Seconds, the answer as its benchmark scores it, and each call's output tokens."""
     start = time.monotonic()
-    result = moa.run(prompt)
+    result = moa.run(problem.prompt, **problem.request)
     took = time.monotonic() - start
-    return took, result.text, [c.output_tokens for c in result.trace.calls]
+    text = problem.text(result.text, result.tool_calls) or ""
+    return took, text, [c.output_tokens for c in result.trace.calls]
 
 
 def ask(moa_bin: Path) -> tuple[float, float, str]:
@@ -55,7 +59,13 @@ def ask(moa_bin: Path) -> tuple[float, float, str]:
     return took, usage.ru_maxrss / 1024**2, out  # ru_maxrss is in KB on Linux
 
 
-Problem = tuple[str, str, Callable[[str], bool]]  # id, prompt, is this answer right
+@dataclass
+class Problem:
+    id: str
+    prompt: MessagesLike
+    request: dict[str, Any]  # tools, for BFCL
+    text: Callable[[str | None, Sequence[ToolCall]], str | None]  # the answer as scored
+    right: Callable[[str], bool]
 
 
 def problems(bench: str, count: int, offset: int) -> list[Problem]:
@@ -68,13 +78,11 @@ def problems(bench: str, count: int, offset: int) -> list[Problem]:
         items = load_items(b, limit=count, offset=1000 + offset).items
     out: list[Problem] = []
     for item in items:
-        prompt = b.prompt(item)
-        assert isinstance(prompt, str)
 
         def right(text: str, item: dict[str, Any] = item) -> bool:
             return b.correct({**b.score(item, text), "text": text})
 
-        out.append((str(item["id"]), prompt, right))
+        out.append(Problem(str(item["id"]), b.prompt(item), b.request(item), b.answer_text, right))
     return out
 
 
@@ -84,7 +92,7 @@ def _word(ok: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--bench", default="gsm8k", help="gsm8k, humaneval, ifbench, ifeval")
+    parser.add_argument("--bench", default="gsm8k", help="gsm8k, humaneval, ifeval, bfcl, ...")
     parser.add_argument("--problems", type=int, default=3)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--asks", type=int, default=2)
@@ -103,14 +111,15 @@ def main() -> None:
     ratios: list[list[float]] = [[] for _ in others]
     sums = [0.0] * (count + 1)
     right = [0] * (count + 1)
-    for key, prompt, right_answer in problems(args.bench, args.problems, args.offset):
-        g_s, g_text, g_tokens = timed(greedy, prompt)
+    for problem in problems(args.bench, args.problems, args.offset):
+        key, right_answer = problem.id, problem.right
+        g_s, g_text, g_tokens = timed(greedy, problem)
         g_ok = right_answer(g_text)
         sums[0] += g_s
         right[0] += g_ok
         line = f"{args.bench} {key}: greedy {g_s:5.1f} s ({g_tokens[0]} tokens, {_word(g_ok)})"
         for k, moa in enumerate(others, 1):
-            l_s, l_text, l_tokens = timed(moa, prompt)
+            l_s, l_text, l_tokens = timed(moa, problem)
             l_ok = right_answer(l_text)
             sums[k] += l_s
             right[k] += l_ok
