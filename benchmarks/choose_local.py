@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,18 +41,19 @@ from typing import Any
 
 from moa.batch import read_results
 from moa.evals import runner
-from moa.evals.bfcl import BFCL
 from moa.evals.registry import BENCHMARKS, benchmark_class
 from moa.evals.stats import mean_interval, wilson
 from moa.sandbox import SandboxLimits
 from moa.strategies import constraints
 from moa.strategies.agreement import most_agreed
 from moa.strategies.behaviour import select_by_behaviour
+from moa.strategies.finals.tool_vote import TEXT, supported
 from moa.strategies.read import answer_kind, extractor
 from moa.strategies.tally import mean_weight, tally
+from moa.tools import canonical
 from moa.types import ToolCall
 
-KINDS = ("number", "code", "prose")
+KINDS = ("number", "code", "prose", "tool")
 READ = extractor("number", None)
 
 
@@ -69,10 +69,12 @@ class Item:
     instr: list[float]  # IFBench: the share of the prompt's instructions followed (strict)
     problem: dict[str, Any] = field(repr=False)
     prompt: str = field(default="", repr=False)  # as it was put to the model
+    calls: list[list[ToolCall]] = field(default_factory=list, repr=False)  # each answer's
 
     @property
     def kind(self) -> str:
-        return answer_kind(self.texts)
+        # a request with tools: `auto` asks its tool rule (the answers are calls, or none)
+        return "tool" if self.bench == "bfcl" else answer_kind(self.texts)
 
 
 def bench_of(path: Path) -> str:
@@ -149,6 +151,7 @@ def load_items(out: Path, split: str, name: str) -> list[Item]:
                 [s[2] for s in scores],
                 problem,
                 asked if isinstance(asked, str) else "",
+                [tool_calls(c) for c in calls],
             )
         )
     return items
@@ -186,7 +189,16 @@ def behaviour(item: Item) -> int:
 
 
 def call_vote(item: Item) -> int:
-    return BFCL().select(item.problem, item.texts)
+    """tool_vote as the rule runs: each answer's calls canonicalised (moa.tools.canonical),
+    text answers one action, ties to the greedy answer."""
+    index = tally([canonical(calls) if calls else TEXT for calls in item.calls]).index
+    return 0 if index is None else index
+
+
+def call_support(item: Item) -> int:
+    """tool_vote with count: calls, as the rule runs (moa.strategies.finals.tool_vote)."""
+    index = supported(item.calls)
+    return call_vote(item) if index is None else index
 
 
 def checks(item: Item) -> int:
@@ -205,8 +217,12 @@ BASE: dict[str, Callable[[Item], int]] = {
     "behaviour": behaviour,
     "checks": checks,
     "call vote": call_vote,
+    "call support": call_support,
 }
 PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour", "checks")
+TOOL_RULES = ("greedy", "sample 1", "sample 2", "sample 3", "call vote", "call support")
+"""The rules that apply to calls: a vote decided early picks what the full vote picks (it
+stops only answers that cannot change it), so it is the `call vote` row here."""
 
 
 def auto(number: str, code: str, prose: str) -> Callable[[Item], int]:
@@ -361,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs = file_rows(out, args.split, names, names[0])
         items = load_items(out, args.split, answers)
         pooled += items
-        rules = score_rules(items, {**BASE, **combos}) if items else []
+        every = {n: BASE[n] for n in TOOL_RULES} if bench == "bfcl" else {**BASE, **combos}
+        rules = score_rules(items, every) if items else []
         kinds = {k: sum(1 for it in items if it.kind == k) for k in KINDS}
         report["benchmarks"][bench] = {
             "dir": str(out),
@@ -390,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             mine = [it for it in pooled if it.kind == kind]
             if not mine:
                 continue
-            rows = score_rules(mine, {name: BASE[name] for name in PER_KIND})
+            chosen = TOOL_RULES if kind == "tool" else PER_KIND
+            rows = score_rules(mine, {name: BASE[name] for name in chosen})
             report["by_kind"][kind] = rows
             where = {b: n for b in BENCHMARKS if (n := sum(1 for it in mine if it.bench == b))}
             shown = table(
@@ -406,4 +424,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -142,6 +142,54 @@ async def test_the_tool_vote_stops_the_answers_that_cannot_change_it() -> None:
     assert any("the tool vote is decided" in n for n in result.trace.notes)
 
 
+def two(first: str, second: str, id: str) -> Reply:
+    return Reply(
+        tool_calls=[call("lookup", {"key": first}, id=f"{id}1"), call("lookup", {"key": second})]
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "chosen"),
+    [
+        # two answers add the call the greedy one missed: each call made by at least half
+        ([lookup("a", "g"), two("a", "b", "s"), two("b", "a", "t"), lookup("a", "u")], "s1"),
+        # a call only one answer makes does not count: the greedy answer
+        ([lookup("a", "g"), two("a", "b", "s"), lookup("a", "t"), lookup("a", "u")], "g"),
+        # arguments that differ by 2.0 against 2 are the same call, made by half the answers
+        ([lookup("b", "g"), Reply(tool_calls=[call("lookup", {"key": "a", "n": 2.0}, id="w")]),
+          Reply(tool_calls=[call("lookup", {"key": "a", "n": 2}, id="x")]), lookup("c", "u")],
+         "w"),
+    ],
+)  # fmt: skip
+async def test_the_tool_vote_by_call_takes_the_answer_with_the_most_supported_calls(
+    answers: list[Reply], chosen: str
+) -> None:
+    fake = FakeBackend()
+    for name, answer in zip("abcd", answers, strict=True):
+        fake.enqueue(name, answer)
+    recipe = {
+        "layers": [["fake:a", "fake:b", "fake:c", "fake:d"]],
+        "aggregator": "fake:agg",
+        "strategy": {"final": {"rule": "tool_vote", "count": "calls"}},
+    }
+    result = await MoA(recipe, backends={"fake": fake}).arun("q", tools=TOOLS)
+    assert result.tool_calls[0].id == chosen
+    assert fake.cancelled == []  # decided once every answer is in
+
+
+async def test_the_tool_vote_by_call_leaves_a_text_outcome_to_its_text_rule() -> None:
+    fake = FakeBackend()
+    for name, answer in zip("abc", ["Nothing fits.", "None fits.", lookup("z")], strict=True):
+        fake.enqueue(name, answer)
+    recipe = {
+        "layers": [["fake:a", "fake:b", "fake:c"]],
+        "aggregator": "fake:agg",
+        "strategy": {"final": {"rule": "tool_vote", "count": "calls"}},
+    }
+    result = await MoA(recipe, backends={"fake": fake}).arun("q", tools=TOOLS)
+    assert result.tool_calls == () and result.text == "Nothing fits."
+
+
 async def test_a_bad_call_is_repaired_once_with_the_mistake_shown() -> None:
     fake = FakeBackend().enqueue(
         "agg", '{"name": "lookpu", "arguments": {"key": "a"}}', lookup("a")

@@ -168,13 +168,25 @@ def make_act(
     )
 
 
+def _whole(value: Any) -> Any:
+    """Whole floats as ints, inside lists and objects too: 2.0 and 2 are one argument."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    return value
+
+
 def canonical_arguments(arguments: str) -> str:
-    """Arguments written one way: keys sorted, no spaces (the text itself if it is not JSON)."""
+    """Arguments written one way: keys sorted, no spaces, whole floats as ints (the text itself
+    if it is not JSON)."""
     try:
         value = json.loads(arguments)
     except ValueError:
         return arguments.strip()
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(_whole(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical(calls: Sequence[ToolCall]) -> str:
