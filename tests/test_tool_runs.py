@@ -179,8 +179,7 @@ async def test_the_tool_vote_by_call_takes_the_answer_with_the_most_supported_ca
 
 async def test_the_tool_vote_by_call_leaves_a_text_outcome_to_its_text_rule() -> None:
     fake = FakeBackend()
-    for name, answer in zip("abc", ["Nothing fits.", "None fits.", lookup("z")], strict=True):
-        fake.enqueue(name, answer)
+    fake.enqueue("a", "Nothing fits.").enqueue("b", "None fits.").enqueue("c", lookup("z"))
     recipe = {
         "layers": [["fake:a", "fake:b", "fake:c"]],
         "aggregator": "fake:agg",
