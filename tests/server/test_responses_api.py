@@ -95,9 +95,14 @@ def test_a_streamed_call_has_the_lifecycle_events_in_sequence(client: openai.Ope
         events = list(stream)
         final = stream.get_final_response()
     kinds = [e.type for e in events]
+    progress = [e for e in events if e.type == "response.reasoning_text.delta"]
     assert kinds == [
         "response.created",
         "response.in_progress",
+        "response.output_item.added",  # the references' progress, as thinking
+        *["response.reasoning_text.delta"] * len(progress),
+        "response.reasoning_text.done",
+        "response.output_item.done",
         "response.output_item.added",
         "response.function_call_arguments.delta",
         "response.function_call_arguments.done",
@@ -105,8 +110,12 @@ def test_a_streamed_call_has_the_lifecycle_events_in_sequence(client: openai.Ope
         "response.completed",
     ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
-    (item,) = final.output
+    thinking, item = final.output
     assert item.type == "function_call" and json.loads(item.arguments) == {"key": "alpha"}
+    assert thinking.type == "reasoning" and thinking.content is not None
+    shown = thinking.content[0].text
+    assert shown == "".join(e.delta for e in progress) and "a" in shown
+    assert len(progress) >= 2  # a line as each reference starts and as it ends
 
 
 def test_streamed_text_has_its_parts(client: openai.OpenAI) -> None:
@@ -114,12 +123,14 @@ def test_streamed_text_has_its_parts(client: openai.OpenAI) -> None:
         events = list(stream)
         final = stream.get_final_response()
     kinds = [e.type for e in events]
-    assert kinds[:4] == [
+    start = kinds.index("response.reasoning_text.done") + 2  # after the references' progress
+    assert kinds[:2] + kinds[start : start + 2] == [
         "response.created",
         "response.in_progress",
         "response.output_item.added",
         "response.content_part.added",
     ]
+    assert "response.output_text.delta" not in kinds[:start]
     assert kinds[-4:] == [
         "response.output_text.done",
         "response.content_part.done",

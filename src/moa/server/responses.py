@@ -10,7 +10,9 @@ tools are the flat function tools of this API. The server keeps nothing between 
 The answer's output items: `reasoning` (the final's thinking, where there was some), then a
 `message` with its `output_text`, or one `function_call` item per call (`call_id` is the
 call's id). Streamed, every event has a `sequence_number` counting from 0: `response.created`,
-`response.in_progress`, then for text `response.output_item.added`,
+`response.in_progress`; while the references run, their progress as a reasoning item
+(`response.output_item.added`, `response.reasoning_text.delta`..., `response.reasoning_text.done`,
+`response.output_item.done`: clients show it as thinking); then for text `response.output_item.added`,
 `response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
 `response.content_part.done`, `response.output_item.done`; for each call
 `response.output_item.added`, `response.function_call_arguments.delta`,
@@ -206,6 +208,8 @@ class ResponsesFormat:
         self._message: dict[str, Any] | None = None
         self._text: list[str] = []
         self._thought: list[str] = []
+        self._progress: dict[str, Any] | None = None  # the references' progress, streaming
+        self._progress_text: list[str] = []
 
     def response(self, status: str, result: Result | None = None) -> dict[str, Any]:
         act = self.req.act
@@ -274,14 +278,30 @@ class ResponsesFormat:
             self._event("response.in_progress", response=self.response("in_progress")),
         ]
 
+    def _close_progress(self) -> list[bytes]:
+        item = self._progress
+        if item is None:
+            return []
+        self._progress = None
+        text = "".join(self._progress_text)
+        index = self.items.index(item)
+        done = {**item, "content": [{"type": "reasoning_text", "text": text}]}
+        self.items[index] = done
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        return [
+            self._event("response.reasoning_text.done", text=text, **where),
+            self._event("response.output_item.done", output_index=index, item=done),
+        ]
+
     def _flush_thought(self) -> list[bytes]:
         if not self._thought:
-            return []
+            return self._close_progress()
         item = _reasoning_item("".join(self._thought))
         self._thought.clear()
+        out = self._close_progress()
         index = len(self.items)
         self.items.append(item)
-        return [
+        return out + [
             self._event("response.output_item.added", output_index=index, item=item),
             self._event("response.output_item.done", output_index=index, item=item),
         ]
@@ -313,7 +333,24 @@ class ResponsesFormat:
         return []
 
     def progress(self, text: str) -> list[bytes]:
-        return []
+        """The references' progress, as a reasoning item's text while they run (clients show
+        it as thinking); it is closed when the answer starts."""
+        out = []
+        if self._progress is None:
+            self._progress = {"type": "reasoning", "id": _id("rs"), "summary": [], "content": []}
+            self._progress_text = []
+            self.items.append(self._progress)
+            index = len(self.items) - 1
+            out.append(
+                self._event("response.output_item.added", output_index=index, item=self._progress)
+            )
+        self._progress_text.append(text)
+        where = {
+            "item_id": self._progress["id"],
+            "output_index": self.items.index(self._progress),
+            "content_index": 0,
+        }
+        return [*out, self._event("response.reasoning_text.delta", delta=text, **where)]
 
     def _close_message(self) -> list[bytes]:
         message = self._message
