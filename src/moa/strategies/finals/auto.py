@@ -31,8 +31,8 @@ class Auto(FinalRule):
 
     Answers that call tools (where a request gives tools) are the `tool` kind when at least
     half of them do: its rule (`tool_vote` by default: the calls most answers make, ties to
-    the greedy answer's) picks among them. Where the request gives tools, the tool rule is
-    asked first whether the layer is settled, and its start applies: with
+    the greedy answer's) picks among them. Where the request gives tools, the tool rule alone
+    says whether the layer is settled, and its start applies: with
     `tool: {rule: first, decide_early: true}` only the greedy answer starts, and it is the
     outcome, a call or not (the others start only if it fails)."""
 
@@ -76,8 +76,9 @@ class Auto(FinalRule):
         ended = [i for i, c in enumerate(calls) if c.text is not None or c.error is not None]
         ended.sort(key=lambda i: calls[i].started_s + calls[i].latency_s)  # finishing order
         ok = [calls[i] for i in ended if calls[i].ok]
-        if ctx.tools and (why := self.tool.settled(ctx, calls, read)):
-            return f"the request gives tools: {why}"  # its rule weighs text answers too
+        if ctx.tools:  # the tool rule weighs text answers too: it alone may settle the layer
+            why = self.tool.settled(ctx, calls, read)
+            return None if why is None else f"the request gives tools: {why}"
         if ok and sum(1 for c in ok if c.tool_calls) * 2 >= len(ok):
             why = self.tool.settled(ctx, calls, read)
             return None if why is None else f"the answers call tools: {why}"
