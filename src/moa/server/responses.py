@@ -11,9 +11,9 @@ The answer's output items: `reasoning` (the final's thinking, where there was so
 `message` with its `output_text`, or one `function_call` item per call (`call_id` is the
 call's id). Streamed, every event has a `sequence_number` counting from 0: `response.created`,
 `response.in_progress`; while the references run, their progress as a reasoning item
-(`response.output_item.added`, `response.reasoning_text.delta`..., `response.reasoning_text.done`,
-`response.output_item.done`: clients show it as thinking); then for text `response.output_item.added`,
-`response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
+(`response.output_item.added`, `response.reasoning_text.delta`...,
+`response.reasoning_text.done`, `response.output_item.done`: clients show it as thinking);
+then for text `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
 `response.content_part.done`, `response.output_item.done`; for each call
 `response.output_item.added`, `response.function_call_arguments.delta`,
 `response.function_call_arguments.done`, `response.output_item.done`; and last
@@ -301,7 +301,8 @@ class ResponsesFormat:
         out = self._close_progress()
         index = len(self.items)
         self.items.append(item)
-        return out + [
+        return [
+            *out,
             self._event("response.output_item.added", output_index=index, item=item),
             self._event("response.output_item.done", output_index=index, item=item),
         ]
