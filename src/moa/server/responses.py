@@ -13,8 +13,9 @@ call's id). Streamed, every event has a `sequence_number` counting from 0: `resp
 `response.in_progress`; while the references run, their progress as a reasoning item
 (`response.output_item.added`, `response.reasoning_text.delta`...,
 `response.reasoning_text.done`, `response.output_item.done`: clients show it as thinking);
-then for text `response.output_item.added`, `response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
-`response.content_part.done`, `response.output_item.done`; for each call
+then for text `response.output_item.added`, `response.content_part.added`,
+`response.output_text.delta`..., `response.output_text.done`, `response.content_part.done`,
+`response.output_item.done`; for each call
 `response.output_item.added`, `response.function_call_arguments.delta`,
 `response.function_call_arguments.done`, `response.output_item.done`; and last
 `response.completed` with the whole response (or `error` then `response.failed`).
