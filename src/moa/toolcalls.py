@@ -197,7 +197,9 @@ def checked(done: Completion, act: Act) -> Completion:
         if act.response_format is not None and done.text.strip():
             return _structured(done, act)
     except BadAnswer as exc:
-        exc.text = exc.text or done.text or json.dumps([c.to_dict() for c in done.tool_calls])
+        exc.text = exc.text or done.text
+        if not exc.text and done.tool_calls:
+            exc.text = json.dumps([c.to_dict() for c in done.tool_calls])
         raise
     return done
 
@@ -208,9 +210,24 @@ _REPAIR = (
 )
 
 
+_EMPTY = "Your last answer was empty. Answer the request now: {how}."
+
+
 def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Message]:
     """The messages of the one retry after a `BadAnswer`: the conversation, the answer as it
-    came, and what was wrong with it."""
+    came, and what was wrong with it. An empty answer is not shown (a turn saying "no answer"
+    is one more thing to imitate) and the note says what to do: the 1.5B model, told after a
+    tool result to follow the calling rules, wrote the rules out as its answer."""
+    if not error.text.strip():
+        if act.calls_tools and act.tool_choice == "auto":
+            how = "call a tool if one is still needed, else reply in text"
+        elif act.calls_tools:
+            how = f"call {'a tool' if act.tool_choice == 'required' else act.tool_choice}"
+        else:
+            how = "reply in text"
+        if messages and messages[-1].role == "tool":
+            how += ", using the tool results above"
+        return [*messages, Message("user", _EMPTY.format(how=how))]
     if act.calls_tools:
         names = ", ".join(t.name for t in act.tools)
         how = f": to call a tool ({names}), give its name and a JSON object of arguments"
@@ -223,7 +240,7 @@ def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Mess
     else:
         how = ""
     note = _REPAIR.format(problem=error.message.rstrip("."), how=how)
-    return [*messages, Message("assistant", error.text or "(no answer)"), Message("user", note)]
+    return [*messages, Message("assistant", error.text), Message("user", note)]
 
 
 def echoes(text: str, note: str, span: int = 30) -> bool:
