@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The held-out rows of docs/evaluation.md's IFEval table, after benchmarks/ifeval_harvest.sh:
-# the `local` recipe and its greedy answer alone on the first N held-out prompts (answered from
-# the harvest's cached calls: local's are the same requests), then the table.
+# The held-out rows of docs/evaluation.md's IFEval table: the `local` recipe, then its greedy
+# answer alone on the first N held-out prompts (answered from local's cached calls: they are the
+# same requests), then the table. Resumable: run it again and only what is missing runs.
 #
 #   benchmarks/ifeval_held_out.sh [N]       # default 40
 set -uo pipefail
@@ -14,4 +14,4 @@ for r in local benchmarks/recipes/local-greedy.yaml; do
     --concurrency 2 --no-progress --out "$OUT/ifeval-held-out" >/dev/null || echo "FAILED: $r" >&2
 done
 .venv/bin/python benchmarks/choose_local.py "$OUT/ifeval-held-out" --split held-out \
-  --answers local-harvest --rows local-greedy,local
+  --rows local-greedy,local
