@@ -7,6 +7,8 @@
 #                                             # problems (benchmarks/recipes/local-harvest.yaml)
 #   benchmarks/held_out_harvest.sh held-out   # the `local` recipe itself on held-out problems,
 #                                             # then the paper's Self-MoA and MoA on the first ones
+#   benchmarks/held_out_harvest.sh recheck    # only `local` and its greedy answer on held-out
+#                                             # HumanEval, then GSM8K (GSM_HELD=20: the first 20)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE MOA_PARALLEL=${MOA_PARALLEL:-8}
@@ -37,5 +39,10 @@ case ${1:-dev} in
       he "${HE_SYN:-8}" -r $r
       ifb "${IF_SYN:-6}" -r $r
     done
+    ;;
+  recheck)
+    G=$R/local-greedy.yaml
+    he "${HE_HELD:-30}" -r local && he "${HE_HELD:-30}" -r $G
+    gsm "${GSM_HELD:-100}" -r local && gsm "${GSM_HELD:-100}" -r $G
     ;;
 esac
