@@ -271,18 +271,22 @@ def file_rows(
     out: Path, split: str, names: Sequence[str], greedy_name: str
 ) -> list[dict[str, Any]]:
     """A row for each recipe run under `out` (its own answers, scored), paired with the greedy
-    answer alone (the run of `greedy_name`) on the same problems."""
+    answer alone (the run of `greedy_name`) on the same problems. A failed run counts as a
+    wrong answer (the user got none), and the row says how many failed."""
     bench = bench_of(out)
     known = problems(bench, split)
     score = scorer(bench)
 
-    def scored(name: str) -> dict[str, tuple[bool, bool, float, int]]:
+    def scored(name: str) -> dict[str, tuple[bool, bool, float, int, bool]]:
         path = results_file(out, name)
         done = read_results(path) if path is not None else {}
+        tokens = {k: r.get("input_tokens", 0) + r.get("output_tokens", 0) for k, r in done.items()}
         return {
-            k: (*score(known[k], str(r.get("text") or "")), r["input_tokens"] + r["output_tokens"])
+            k: (*score(known[k], str(r.get("text") or "")), tokens[k], True)
+            if r.get("ok")
+            else (False, False, 0.0, tokens[k], False)
             for k, r in done.items()
-            if r.get("ok") and k in known
+            if k in known
         }
 
     greedy = scored(greedy_name)
@@ -295,9 +299,11 @@ def file_rows(
             continue
         right = sum(mine[k][0] for k in keys)
         diffs = [int(mine[k][0]) - int(greedy[k][0]) for k in keys]
+        failed = sum(1 for k in keys if not mine[k][4])
         rows.append(
             {
-                "rule": name,
+                "rule": name + (f" ({failed} failed, counted wrong)" if failed else ""),
+                "failed": failed,
                 "n": n,
                 "correct": right,
                 "accuracy": right / n,
@@ -332,7 +338,7 @@ def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
             f"{r['won']}/{r['lost']}",
             f"{r['tokens']:.0f}",
         ]
-        if "greedy_same_items" in r and r["rule"] != "local-greedy":
+        if "greedy_same_items" in r and not r["rule"].startswith("local-greedy"):
             cells[4] += f"; greedy {100 * r['greedy_same_items']:.1f}% on these"
         if loose:
             cells += [f"{100 * r['loose']:.1f}", f"{100 * r['instructions']:.1f}"]
