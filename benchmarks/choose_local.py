@@ -220,6 +220,7 @@ BASE: dict[str, Callable[[Item], int]] = {
     "call support": call_support,
 }
 PER_KIND = ("greedy", "plurality", "cisc T=1", "cisc T=0.1", "agreement", "behaviour", "checks")
+TEXT_RULES = ("greedy", "sample 1", "sample 2", "sample 3", *PER_KIND[1:])
 TOOL_RULES = ("greedy", "sample 1", "sample 2", "sample 3", "call vote", "call support")
 """The rules that apply to calls: a vote decided early picks what the full vote picks (it
 stops only answers that cannot change it), so it is the `call vote` row here."""
@@ -356,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "dev, local on held-out; only problems whose four answers all ran to their end)",
     )
     parser.add_argument(
-        "--auto", default="plurality/behaviour/agreement", help="by_kind rules: number/code/prose"
+        "--auto", default="plurality/behaviour/checks", help="by_kind rules: number/code/prose"
     )
     parser.add_argument(
         "--rows",
@@ -383,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs = file_rows(out, args.split, names, names[0])
         items = load_items(out, args.split, answers)
         pooled += items
-        every = {n: BASE[n] for n in TOOL_RULES} if bench == "bfcl" else {**BASE, **combos}
+        every = {n: BASE[n] for n in (TOOL_RULES if bench == "bfcl" else TEXT_RULES)}
+        every = every if bench == "bfcl" else {**every, **combos}
         rules = score_rules(items, every) if items else []
         kinds = {k: sum(1 for it in items if it.kind == k) for k in KINDS}
         report["benchmarks"][bench] = {
