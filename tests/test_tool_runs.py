@@ -468,6 +468,15 @@ async def test_an_empty_answer_of_an_acting_call_is_repaired_not_retried_blindly
     )
 
 
+async def test_an_empty_json_answer_is_told_to_give_only_the_json() -> None:
+    fake = FakeBackend().enqueue("agg", "", '{"value": 391}')
+    result = await MoA(MOA_LITE, backends={"fake": fake}).arun("q", response_format=FORMAT)
+    assert result.text == '{"value": 391}'
+    assert fake.requests("agg")[1].messages[-1].content == (
+        "Your last answer was empty. Answer the request now: only the JSON, nothing around it."
+    )
+
+
 async def test_under_a_choosing_rule_the_last_layer_sees_the_tool_turns_even_without_tools() -> (
     None
 ):

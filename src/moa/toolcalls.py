@@ -223,6 +223,8 @@ def repair(messages: Sequence[Message], error: BadAnswer, act: Act) -> list[Mess
             how = "call a tool if one is still needed, else reply in text"
         elif act.calls_tools:
             how = f"call {'a tool' if act.tool_choice == 'required' else act.tool_choice}"
+        elif act.response_format is not None:
+            how = "only the JSON, nothing around it"
         else:
             how = "reply in text"
         if messages and messages[-1].role == "tool":
