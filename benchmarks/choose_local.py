@@ -281,14 +281,14 @@ def file_rows(
     def scored(name: str) -> dict[str, tuple[bool, bool, float, int, bool]]:
         path = results_file(out, name)
         done = read_results(path) if path is not None else {}
-        tokens = {k: r.get("input_tokens", 0) + r.get("output_tokens", 0) for k, r in done.items()}
-        return {
-            k: (*score(known[k], str(r.get("text") or "")), tokens[k], True)
-            if r.get("ok")
-            else (False, False, 0.0, tokens[k], False)
-            for k, r in done.items()
-            if k in known
-        }
+        found = {}
+        for k, r in done.items():
+            if k not in known:
+                continue
+            ok = bool(r.get("ok"))
+            marks = score(known[k], str(r.get("text") or "")) if ok else (False, False, 0.0)
+            found[k] = (*marks, r.get("input_tokens", 0) + r.get("output_tokens", 0), ok)
+        return found
 
     greedy = scored(greedy_name)
     rows = []
@@ -303,7 +303,7 @@ def file_rows(
         failed = sum(1 for k in keys if not mine[k][4])
         rows.append(
             {
-                "rule": name + (f" ({failed} failed, counted wrong)" if failed else ""),
+                "rule": name,
                 "failed": failed,
                 "n": n,
                 "correct": right,
@@ -330,8 +330,9 @@ def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         d = r["vs_greedy"]
+        failed = r.get("failed")
         cells = [
-            r["rule"],
+            r["rule"] + (f" ({failed} failed, counted wrong)" if failed else ""),
             f"{100 * r['accuracy']:.1f}",
             f"{100 * r['ci'][0]:.1f}-{100 * r['ci'][1]:.1f}",
             str(r["n"]),
@@ -339,7 +340,7 @@ def table(rows: Sequence[dict[str, Any]], loose: bool) -> str:
             f"{r['won']}/{r['lost']}",
             f"{r['tokens']:.0f}",
         ]
-        if "greedy_same_items" in r and not r["rule"].startswith("local-greedy"):
+        if "greedy_same_items" in r and r["rule"] != "local-greedy":
             cells[4] += f"; greedy {100 * r['greedy_same_items']:.1f}% on these"
         if loose:
             cells += [f"{100 * r['loose']:.1f}", f"{100 * r['instructions']:.1f}"]
@@ -384,8 +385,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs = file_rows(out, args.split, names, names[0])
         items = load_items(out, args.split, answers)
         pooled += items
-        every = {n: BASE[n] for n in (TOOL_RULES if bench == "bfcl" else TEXT_RULES)}
-        every = every if bench == "bfcl" else {**every, **combos}
+        if bench == "bfcl":
+            every = {n: BASE[n] for n in TOOL_RULES}
+        else:
+            every = {**{n: BASE[n] for n in TEXT_RULES}, **combos}
         rules = score_rules(items, every) if items else []
         kinds = {k: sum(1 for it in items if it.kind == k) for k in KINDS}
         report["benchmarks"][bench] = {
